@@ -1,0 +1,23 @@
+"""npmf: matrix factorisation for explicit ratings in NumPy, with Numba kernels.
+
+The model, its hand-derived gradients and Keras-exact Adam; see the README and
+``docs/derivation.md``.
+"""
+
+from . import metrics
+from ._estimator import clone
+from .datasets import load_movielens, read_ratings
+from .model import MatrixFactorization
+from .split import train_test_split
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MatrixFactorization",
+    "clone",
+    "load_movielens",
+    "metrics",
+    "read_ratings",
+    "train_test_split",
+    "__version__",
+]

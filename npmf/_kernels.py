@@ -1,0 +1,188 @@
+"""Numba kernels: one epoch of shuffled-minibatch training, and prediction.
+
+Each kernel computes the same numbers as its plain-NumPy twin
+(:func:`npmf.optimizers.epoch_numpy`, :func:`npmf.gradients.predict`), in the
+same order, and the tests hold them equal. The formulas are derived in
+:mod:`npmf.gradients`, :mod:`npmf.optimizers` and ``docs/derivation.md``.
+
+Everything random (the permutation) is drawn in Python and passed in; the
+kernels read no mutable globals, so they are cached on disk (``cache=True``).
+``error_model="numpy"`` lets a division by zero give inf/nan instead of raising,
+and keeps the check out of the hot loops (Adam divides by ``sqrt(v) + eps > 0``).
+"""
+
+import numba
+import numpy as np
+
+__all__ = ["epoch_numba", "predict_numba", "OPTIMIZER_CODES"]
+
+OPTIMIZER_CODES = {"adam": 0, "lazy_adam": 1, "sgd": 2}
+_ADAM, _LAZY, _SGD = 0, 1, 2
+
+_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+
+
+@_jit
+def _adam_dense(p, g, m, v, alpha, beta_1, beta_2, epsilon):
+    """Keras' Adam on every element of the flat arrays ``p, g, m, v``.
+
+    The cost of dense Adam is this loop, run on all (M + N)k parameters at every
+    step. It is kept branch-free over contiguous memory so LLVM vectorises it.
+    """
+    c1, c2 = 1.0 - beta_1, 1.0 - beta_2
+    for j in range(p.shape[0]):
+        gj = g[j]
+        mj = m[j] + (gj - m[j]) * c1
+        vj = v[j] + (gj * gj - v[j]) * c2
+        m[j] = mj
+        v[j] = vj
+        p[j] -= (mj * alpha) / (np.sqrt(vj) + epsilon)
+
+
+@_jit
+def _adam_rows(p, g, m, v, rows, n_rows, alpha, beta_1, beta_2, epsilon):
+    """Keras' Adam on rows ``rows[:n_rows]`` of the 2-D arrays ``p, g, m, v``."""
+    c1, c2 = 1.0 - beta_1, 1.0 - beta_2
+    for a in range(n_rows):
+        row = rows[a]
+        for f in range(p.shape[1]):
+            gj = g[row, f]
+            mj = m[row, f] + (gj - m[row, f]) * c1
+            vj = v[row, f] + (gj * gj - v[row, f]) * c2
+            m[row, f] = mj
+            v[row, f] = vj
+            p[row, f] -= (mj * alpha) / (np.sqrt(vj) + epsilon)
+
+
+@_jit
+def _sgd_rows(p, g, rows, n_rows, learning_rate):
+    for a in range(n_rows):
+        row = rows[a]
+        for f in range(p.shape[1]):
+            p[row, f] -= learning_rate * g[row, f]
+
+
+@_jit
+def _zero_rows(g, rows, n_rows):
+    for a in range(n_rows):
+        g[rows[a], :] = 0.0
+
+
+@_jit
+def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, beta_1, beta_2, epsilon):
+    """Apply one optimiser step to ``p`` (2-D) and clear the gradient rows used."""
+    if opt == _ADAM:
+        n = p.size
+        _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, beta_1, beta_2, epsilon)
+    elif opt == _LAZY:
+        _adam_rows(p, g, m, v, rows, n_rows, alpha, beta_1, beta_2, epsilon)
+    else:
+        _sgd_rows(p, g, rows, n_rows, lr)
+    _zero_rows(g, rows, n_rows)
+
+
+@_jit
+def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, beta_1, beta_2, epsilon, reg, fit_bias):
+    """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
+
+    ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
+    ``(N, 1)`` views so that one set of row routines serves all four blocks.
+    ``m``, ``v``, ``g`` are tuples (W, H, bu, bi) of arrays shaped like them.
+    """
+    n = r.shape[0]
+    k = W.shape[1]
+    gW, gH, gbu, gbi = g
+    rows_u = np.empty(batch_size, np.int64)
+    rows_i = np.empty(batch_size, np.int64)
+    # stamp[x] == b marks row x as already listed for batch b.
+    stamp_u = np.full(W.shape[0], -1, np.int64)
+    stamp_i = np.full(H.shape[0], -1, np.int64)
+    total = 0.0
+    for b in range((n + batch_size - 1) // batch_size):
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        c = 2.0 / (stop - start)
+        nu = 0
+        ni = 0
+        # Pass 1: residual once per rating; it feeds the loss and all gradients.
+        for j in range(start, stop):
+            uu = u[j]
+            ii = i[j]
+            dot = W[uu, 0] * H[ii, 0]
+            for f in range(1, k):
+                dot = dot + W[uu, f] * H[ii, f]
+            e = mu + bu[uu, 0] + bi[ii, 0] + dot - r[j]
+            sq = 0.0
+            for f in range(k):
+                sq += W[uu, f] * W[uu, f] + H[ii, f] * H[ii, f]
+            total += e * e + reg * (sq + bu[uu, 0] * bu[uu, 0] + bi[ii, 0] * bi[ii, 0])
+            for f in range(k):
+                gW[uu, f] += c * (e * H[ii, f] + reg * W[uu, f])
+                gH[ii, f] += c * (e * W[uu, f] + reg * H[ii, f])
+            gbu[uu, 0] += c * (e + reg * bu[uu, 0])
+            gbi[ii, 0] += c * (e + reg * bi[ii, 0])
+            if stamp_u[uu] != b:
+                stamp_u[uu] = b
+                rows_u[nu] = uu
+                nu += 1
+            if stamp_i[ii] != b:
+                stamp_i[ii] = b
+                rows_i[ni] = ii
+                ni += 1
+        # Pass 2: the step, with every gradient taken at the old parameters.
+        alpha = alphas[b]
+        _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, beta_1, beta_2, epsilon)
+        _update(opt, H, gH, m[1], v[1], rows_i, ni, alpha, lr, beta_1, beta_2, epsilon)
+        if fit_bias:
+            _update(opt, bu, gbu, m[2], v[2], rows_u, nu, alpha, lr, beta_1, beta_2, epsilon)
+            _update(opt, bi, gbi, m[3], v[3], rows_i, ni, alpha, lr, beta_1, beta_2, epsilon)
+        else:
+            _zero_rows(gbu, rows_u, nu)
+            _zero_rows(gbi, rows_i, ni)
+    return total
+
+
+def _col(a):
+    return a.reshape(-1, 1)
+
+
+def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, grads=None):
+    """Run one epoch in place with the Numba kernel; same contract as
+    :func:`npmf.optimizers.epoch_numpy`.
+
+    ``grads`` may be a list of zero arrays shaped like ``params`` to reuse across
+    epochs (they are left zero); it is allocated when omitted.
+    """
+    W, H, bu, bi = params
+    if grads is None:
+        grads = [np.zeros_like(p) for p in params]
+    cols = [_col(a) for a in (bu, bi)]
+    # Gather in visiting order first: the kernel then streams through memory
+    # instead of jumping through the permutation (twice as fast on ML-100k).
+    return _epoch(
+        u[perm], i[perm], r[perm], int(batch_size), float(mu), W, H, *cols,
+        (m[0], m[1], _col(m[2]), _col(m[3])),
+        (v[0], v[1], _col(v[2]), _col(v[3])),
+        (grads[0], grads[1], _col(grads[2]), _col(grads[3])),
+        alphas, OPTIMIZER_CODES[config["optimizer"]], float(config["learning_rate"]),
+        float(config["beta_1"]), float(config["beta_2"]), float(config["epsilon"]),
+        float(config["reg"]), bool(config["fit_bias"]),
+    )  # fmt: skip
+
+
+@_jit
+def _predict(u, i, mu, W, H, bu, bi, out):
+    k = W.shape[1]
+    for j in range(u.shape[0]):
+        uu = u[j]
+        ii = i[j]
+        dot = W[uu, 0] * H[ii, 0]
+        for f in range(1, k):
+            dot = dot + W[uu, f] * H[ii, f]
+        out[j] = mu + bu[uu] + bi[ii] + dot
+    return out
+
+
+def predict_numba(W, H, bu, bi, mu, u, i):
+    """Numba twin of :func:`npmf.gradients.predict`; float64 ndarray of shape (B,)."""
+    return _predict(u, i, float(mu), W, H, bu, bi, np.empty(len(u), np.float64))

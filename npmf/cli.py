@@ -1,0 +1,131 @@
+"""The ``npmf`` command line (also ``python -m npmf``).
+
+``npmf train`` with no arguments runs the Keras MovieLens recipe on ML-100k.
+A user error prints one line on stderr and exits with status 2.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+__all__ = ["main"]
+
+
+class UserError(Exception):
+    """An error in the user's input: reported in one line, without a traceback."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="npmf", description="Matrix factorisation for explicit ratings.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="fit a model, print the epoch log and test metrics")
+    _add_data_args(train)
+    _add_model_args(train)
+    train.add_argument("--save", metavar="PATH", help="save the fitted model (.npz)")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def _add_data_args(p):
+    p.add_argument("--data", default="ml-100k", help="'ml-100k' (downloaded if missing) or a ratings file")
+    p.add_argument("--sep", default=None, help="separator of a ratings file (guessed if omitted)")
+    p.add_argument("--test-size", type=float, default=0.2, help="fraction held out for testing (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the split and the model (default 0)")
+
+
+def _add_model_args(p):
+    p.add_argument("--factors", type=int, default=3, help="n_factors (default 3)")
+    p.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    p.add_argument("--optimizer", default="adam", help="adam (Keras-exact), lazy_adam or sgd (default adam)")
+    p.add_argument("--lr", type=float, default=0.001, help="learning rate (default 0.001)")
+
+
+def load_data(args):
+    import npmf
+
+    if args.data.startswith("ml-"):
+        return npmf.load_movielens(args.data)
+    return npmf.read_ratings(args.data, sep=args.sep)
+
+
+def model_from_args(args):
+    import npmf
+
+    return npmf.MatrixFactorization(
+        n_factors=args.factors,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        random_state=args.seed,
+    )
+
+
+def cmd_train(args):
+    import npmf
+    from npmf import metrics
+
+    model = model_from_args(args)
+    model._check_params()  # bad options fail before any data is read
+    df = load_data(args)
+    train, test = npmf.train_test_split(df, test_size=args.test_size, random_state=args.seed)
+    log = not (args.quiet or args.json)
+    epochs = args.epochs
+
+    def on_epoch(epoch, seconds, loss):
+        if log:
+            print(f"Epoch {epoch + 1}/{epochs} - {seconds:.3f}s - loss: {loss:.4f}", flush=True)
+
+    start = time.perf_counter()
+    model.fit(train.user_id, train.item_id, train.rating, callback=on_epoch)
+    fit_seconds = time.perf_counter() - start
+    pred = model.predict(test.user_id, test.item_id)
+    result = {
+        "rounded_mae": metrics.rounded_mae(test.rating, pred),
+        "mae": metrics.mae(test.rating, pred),
+        "rmse": metrics.rmse(test.rating, pred),
+        "fit_seconds": fit_seconds,
+        "n_train": len(train),
+        "n_test": len(test),
+        "params": model.get_params(),
+        "history": model.history_,
+    }
+    if args.save:
+        model.save(args.save)
+        result["saved"] = args.save
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{len(train):,} train / {len(test):,} test ratings; fit {fit_seconds:.2f}s; "
+            f"test rounded MAE {result['rounded_mae']:.4f}, MAE {result['mae']:.4f}, RMSE {result['rmse']:.4f}"
+        )
+        if args.save:
+            print(f"model saved to {args.save}")
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        import npmf
+
+        print(npmf.__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (UserError, ValueError, OSError, FloatingPointError) as exc:
+        print(f"npmf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"npmf {args.command}: interrupted", file=sys.stderr)
+        return 130

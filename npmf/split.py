@@ -1,0 +1,62 @@
+"""Random train/test splits, without scikit-learn."""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["train_test_split"]
+
+
+def train_test_split(*arrays, test_size=0.2, random_state=None):
+    """Split DataFrames or arrays of equal length into random train and test parts.
+
+    Like scikit-learn's function of the same name (which the Keras recipe
+    uses), but with a ``numpy.random.Generator``: one permutation of the rows,
+    the first ``n_test`` go to the test part.
+
+    Parameters
+    ----------
+    *arrays : DataFrames, Series or array-likes of equal length
+    test_size : float in (0, 1) or int >= 1, default 0.2
+        Fraction, or number, of rows in the test part (a fraction is rounded up).
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    list
+        ``[train_0, test_0, train_1, test_1, ...]``; DataFrames keep their index.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"rating": range(10)})
+    >>> train, test = train_test_split(df, test_size=0.2, random_state=0)
+    >>> len(train), len(test)
+    (8, 2)
+    """
+    if not arrays:
+        raise ValueError("train_test_split needs at least one DataFrame or array to split")
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"all inputs must have the same length; got {[len(a) for a in arrays]}")
+    n_test = _n_test(test_size, n)
+    perm = np.random.default_rng(random_state).permutation(n)
+    test_idx, train_idx = perm[:n_test], perm[n_test:]
+    out = []
+    for a in arrays:
+        take = a.iloc.__getitem__ if hasattr(a, "iloc") else np.asarray(a).__getitem__
+        out += [take(train_idx), take(test_idx)]
+    return out
+
+
+def _n_test(test_size, n):
+    if isinstance(test_size, numbers.Integral) and not isinstance(test_size, bool):
+        if not 1 <= test_size < n:
+            raise ValueError(f"test_size as an integer must be in [1, {n - 1}] for {n} rows, got {test_size}")
+        return int(test_size)
+    if isinstance(test_size, numbers.Real) and 0 < test_size < 1:
+        n_test = int(np.ceil(test_size * n))
+        if n_test >= n:
+            raise ValueError(f"test_size={test_size} leaves no training rows out of {n}")
+        return n_test
+    raise ValueError(f"test_size must be a fraction in (0, 1) or an integer count, got {test_size!r}")
