@@ -42,6 +42,17 @@ def check_choice(name, value, choices):
     return value
 
 
+def check_dtype(name, value, choices):
+    """Return ``np.dtype(value)`` if it names one of ``choices``, else raise."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return dt
+
+
 def check_triples(users, items, ratings=None):
     """Validate parallel 1-D inputs; returns ndarrays (ratings as float64, or None).
 
@@ -68,7 +79,8 @@ def check_triples(users, items, ratings=None):
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"ratings must be finite numbers; {int(bad.sum())} are NaN or infinite (first at position {j}: {ratings[j]})"
+            f"ratings must be finite numbers; {int(bad.sum())} are NaN or infinite "
+            f"(first at position {j}: {ratings[j]})"
         )
     return users, items, ratings
 

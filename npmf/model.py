@@ -8,13 +8,19 @@ import pandas as pd
 
 from . import _kernels, optimizers
 from ._estimator import BaseEstimator
-from ._validation import check_choice, check_float, check_int, check_triples
+from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
 from .persistence import load_model, save_model
 
 __all__ = ["MatrixFactorization"]
 
 # The four parameter blocks, in the order the kernels take them.
 _BLOCKS = ("W", "H", "bu", "bi")
+
+
+def _default_threads():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
 
 
 class MatrixFactorization(BaseEstimator):
@@ -59,6 +65,14 @@ class MatrixFactorization(BaseEstimator):
         Learn user and item biases around the training mean :math:`\mu`.
     reg : float, default 0.0
         L2 strength :math:`\lambda`, applied per occurrence in the batch.
+    early_stopping_patience : int or None, default None
+        With ``validation_data`` passed to :meth:`fit`, stop after this many
+        epochs without a better validation loss and restore the best weights.
+    n_threads : int or None, default None
+        Threads for ``lazy_adam`` and ``sgd`` (None: all cores). Dense ``adam``
+        runs on one thread. ``n_threads=1`` is bit-reproducible.
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of the factors and the optimiser state.
     random_state : int, numpy.random.Generator or None
         Seeds the initialisation and every epoch's shuffle. The same integer
         gives bit-identical factors and history.
@@ -107,6 +121,9 @@ class MatrixFactorization(BaseEstimator):
         init_scale=0.05,
         biases=False,
         reg=0.0,
+        early_stopping_patience=None,
+        n_threads=None,
+        dtype="float64",
         random_state=None,
         verbose=0,
     ):
@@ -121,6 +138,9 @@ class MatrixFactorization(BaseEstimator):
         self.init_scale = init_scale
         self.biases = biases
         self.reg = reg
+        self.early_stopping_patience = early_stopping_patience
+        self.n_threads = n_threads
+        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
 
@@ -149,9 +169,10 @@ class MatrixFactorization(BaseEstimator):
         self._rng = np.random.default_rng(self.random_state)
         M, N, k = len(self.user_ids_), len(self.item_ids_), config["n_factors"]
         s = config["init_scale"]
-        self.user_factors_ = self._rng.uniform(-s, s, (M, k))
-        self.item_factors_ = self._rng.uniform(-s, s, (N, k))
-        self.user_bias_, self.item_bias_ = np.zeros(M), np.zeros(N)
+        dt = config["dtype"]
+        self.user_factors_ = self._rng.uniform(-s, s, (M, k)).astype(dt)
+        self.item_factors_ = self._rng.uniform(-s, s, (N, k)).astype(dt)
+        self.user_bias_, self.item_bias_ = np.zeros(M, dt), np.zeros(N, dt)
         self.global_mean_ = float(ratings.mean())
         params = self._params()
         self._m = [np.zeros_like(p) for p in params]
@@ -176,6 +197,11 @@ class MatrixFactorization(BaseEstimator):
             "init_scale": check_float("init_scale", self.init_scale, low=0, low_open=False),
             "reg": check_float("reg", self.reg, low=0, low_open=False),
             "fit_bias": bool(check_choice("biases", self.biases, (True, False))),
+            "patience": None
+            if self.early_stopping_patience is None
+            else check_int("early_stopping_patience", self.early_stopping_patience),
+            "n_threads": _default_threads() if self.n_threads is None else check_int("n_threads", self.n_threads),
+            "dtype": check_dtype("dtype", self.dtype, ("float64", "float32")),
         }
         return c
 
