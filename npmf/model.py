@@ -10,6 +10,7 @@ from . import _kernels, optimizers
 from ._estimator import BaseEstimator
 from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
 from .persistence import load_model, save_model
+from .presets import get_preset
 
 __all__ = ["MatrixFactorization"]
 
@@ -143,6 +144,11 @@ class MatrixFactorization(BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """A model with preset ``name``'s parameters (see :mod:`npmf.presets`), updated by ``overrides``."""
+        return cls(**{**get_preset(name), **overrides})
 
     # ------------------------------------------------------------------ fit
     def fit(self, users, items, ratings, callback=None):
