@@ -151,7 +151,7 @@ class MatrixFactorization(BaseEstimator):
         return cls(**{**get_preset(name), **overrides})
 
     # ------------------------------------------------------------------ fit
-    def fit(self, users, items, ratings, callback=None):
+    def fit(self, users, items, ratings, validation_data=None, callback=None):
         """Learn the factors from (user, item, rating) triples.
 
         Parameters
@@ -159,7 +159,10 @@ class MatrixFactorization(BaseEstimator):
         users, items : array-like or Series of shape (n,)
             Raw ids of any hashable type; encoded with category codes.
         ratings : array-like of shape (n,)
-            Finite numbers.
+            Finite numbers, on any scale.
+        validation_data : tuple (users, items, ratings), optional
+            Evaluated after every epoch: ``history_`` gains ``val_loss`` (mean
+            squared error) and ``val_rmse``. Needed by ``early_stopping_patience``.
         callback : callable, optional
             Called after every epoch as ``callback(epoch, seconds, loss)``.
 
@@ -169,26 +172,102 @@ class MatrixFactorization(BaseEstimator):
         """
         config = self._check_params()
         users, items, ratings = check_triples(users, items, ratings)
-        ucat, icat = pd.Categorical(users), pd.Categorical(items)
-        self.user_ids_ = np.asarray(ucat.categories)
-        self.item_ids_ = np.asarray(icat.categories)
+        val = self._check_validation(validation_data, config)
         self._rng = np.random.default_rng(self.random_state)
-        M, N, k = len(self.user_ids_), len(self.item_ids_), config["n_factors"]
-        s = config["init_scale"]
-        dt = config["dtype"]
-        self.user_factors_ = self._rng.uniform(-s, s, (M, k)).astype(dt)
-        self.item_factors_ = self._rng.uniform(-s, s, (N, k)).astype(dt)
-        self.user_bias_, self.item_bias_ = np.zeros(M, dt), np.zeros(N, dt)
+        self.user_ids_ = np.empty(0, users.dtype)
+        self.item_ids_ = np.empty(0, items.dtype)
+        self.user_factors_ = np.empty((0, config["n_factors"]), config["dtype"])
+        self.item_factors_ = np.empty((0, config["n_factors"]), config["dtype"])
+        self.user_bias_ = np.empty(0, config["dtype"])
+        self.item_bias_ = np.empty(0, config["dtype"])
+        self._m = [np.zeros_like(p) for p in self._params()]
+        self._v = [np.zeros_like(p) for p in self._params()]
         self.global_mean_ = float(ratings.mean())
-        params = self._params()
-        self._m = [np.zeros_like(p) for p in params]
-        self._v = [np.zeros_like(p) for p in params]
+        self.rating_range_ = (float(ratings.min()), float(ratings.max()))
         self.n_steps_ = 0
         self.history_ = {"loss": [], "seconds": []}
-        u = ucat.codes.astype(np.int64)
-        i = icat.codes.astype(np.int64)
-        self._train(u, i, ratings, config, callback)
+        self._seen = None
+        u, i = self._encode_growing(users, items, config)
+        self._train(u, i, ratings, config, config["epochs"], val, callback)
         return self
+
+    def partial_fit(self, users, items, ratings, epochs=1, validation_data=None, callback=None):
+        """Continue training on (more) ratings from the current state.
+
+        Users and items not seen before get new rows, initialised as in
+        :meth:`fit` from the model's generator; Adam's moments and step count
+        carry over; ``global_mean_`` stays as first fitted, so existing
+        predictions do not shift. On an unfitted model this is :meth:`fit` with
+        ``epochs`` epochs.
+
+        Parameters
+        ----------
+        users, items, ratings : array-like of shape (n,)
+        epochs : int, default 1
+        validation_data, callback
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+        """
+        epochs = check_int("epochs", epochs)
+        if not hasattr(self, "user_factors_"):
+            saved, self.epochs = self.epochs, epochs
+            try:
+                return self.fit(users, items, ratings, validation_data, callback)
+            finally:
+                self.epochs = saved
+        config = self._check_params()
+        if config["n_factors"] != self.user_factors_.shape[1]:
+            raise ValueError(
+                f"n_factors={config['n_factors']} differs from the fitted factors' "
+                f"{self.user_factors_.shape[1]}; partial_fit cannot change the embedding size"
+            )
+        users, items, ratings = check_triples(users, items, ratings)
+        # Without validation data partial_fit simply does not stop early.
+        val = self._check_validation(validation_data, config) if validation_data is not None else None
+        if not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(self.random_state)
+        lo, hi = self.rating_range_
+        self.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
+        u, i = self._encode_growing(users, items, config)
+        self._train(u, i, ratings, config, epochs, val, callback)
+        return self
+
+    def _encode_growing(self, users, items, config):
+        """Codes of ``users``/``items``, appending new ids (and new rows) as needed."""
+        s, dt = config["init_scale"], config["dtype"]
+        codes = []
+        for q, (name, values) in enumerate((("user", users), ("item", items))):
+            known = getattr(self, f"{name}_ids_")
+            new = pd.unique(values[~pd.Series(values).isin(known).to_numpy()])
+            if len(new):
+                new = _sorted_if_possible(new)
+                setattr(self, f"{name}_ids_", np.concatenate([known, new]))
+                fresh = self._rng.uniform(-s, s, (len(new), config["n_factors"])).astype(dt)
+                factors = f"{name}_factors_"
+                setattr(self, factors, np.concatenate([getattr(self, factors), fresh]))
+                setattr(self, f"{name}_bias_", np.concatenate([getattr(self, f"{name}_bias_"), np.zeros(len(new), dt)]))
+                for state in (self._m, self._v):
+                    for block in (q, q + 2):
+                        extra = np.zeros((len(new),) + state[block].shape[1:], dt)
+                        state[block] = np.concatenate([state[block], extra])
+            codes.append(self._codes(getattr(self, f"{name}_ids_"), values))
+        self._remember_seen(*codes)
+        return codes
+
+    def _check_validation(self, validation_data, config):
+        if validation_data is None:
+            if config["patience"] is not None:
+                raise ValueError(
+                    "early_stopping_patience is set but fit() got no validation_data; "
+                    "pass validation_data=(users, items, ratings) or set early_stopping_patience=None"
+                )
+            return None
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 3:
+            raise ValueError("validation_data must be a tuple (users, items, ratings)")
+        return check_triples(*validation_data)
 
     def _check_params(self):
         c = {
@@ -214,13 +293,19 @@ class MatrixFactorization(BaseEstimator):
     def _params(self):
         return [self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_]
 
-    def _train(self, u, i, r, config, callback):
+    def _train(self, u, i, r, config, epochs, val, callback):
         n, bs = len(r), config["batch_size"]
         n_batches = -(-n // bs)
         mu = self.global_mean_ if config["fit_bias"] else 0.0
         params = self._params()
         grads = [np.zeros_like(p) for p in params]
-        for epoch in range(config["epochs"]):
+        if val is not None:
+            self.history_.setdefault("val_loss", [])
+            self.history_.setdefault("val_rmse", [])
+            val_u = self._codes(self.user_ids_, val[0])
+            val_i = self._codes(self.item_ids_, val[1])
+        best, best_params, waited = np.inf, None, 0
+        for epoch in range(epochs):
             start = time.perf_counter()
             snapshot = [p.copy() for p in params]
             perm = self._rng.permutation(n)
@@ -235,24 +320,48 @@ class MatrixFactorization(BaseEstimator):
                 raise FloatingPointError(
                     f"training diverged: the loss became {loss} in epoch {epoch + 1}; "
                     f"learning_rate={config['learning_rate']} is too large for this data, try a smaller one. "
-                    f"The model keeps the weights of the last finite epoch ({epoch})."
+                    f"The model keeps the weights of the last finite epoch."
                 )
             self.n_steps_ += n_batches
             seconds = time.perf_counter() - start
             self.history_["loss"].append(loss)
             self.history_["seconds"].append(seconds)
+            line = f"Epoch {epoch + 1}/{epochs} - {seconds:.3f}s - loss: {loss:.4f}"
+            if val is not None:
+                err = self._predict_codes(val_u, val_i) - val[2]
+                val_loss = float(np.mean(err * err))
+                self.history_["val_loss"].append(val_loss)
+                self.history_["val_rmse"].append(float(np.sqrt(val_loss)))
+                line += f" - val_loss: {val_loss:.4f}"
             if self.verbose:
-                print(f"Epoch {epoch + 1}/{config['epochs']} - {seconds:.3f}s - loss: {loss:.4f}", flush=True)
+                print(line, flush=True)
             if callback is not None:
                 callback(epoch, seconds, loss)
+            if config["patience"] is not None and val is not None:
+                if val_loss < best:
+                    best, best_params, waited = val_loss, [p.copy() for p in params], 0
+                    self.best_epoch_ = len(self.history_["loss"]) - 1
+                else:
+                    waited += 1
+                    if waited >= config["patience"]:
+                        break
+        if best_params is not None:
+            for p, kept in zip(params, best_params):
+                p[...] = kept
 
     # -------------------------------------------------------------- predict
-    def predict(self, users, items):
+    def predict(self, users, items, clip=False):
         """Predicted ratings for (user, item) pairs of raw ids.
 
         An unknown user or item gets what is known: with ``biases=True``,
-        :math:`\\mu` plus the biases of the known ids; without biases, the
-        training mean ``global_mean_``.
+        :math:`\\mu` plus the bias of whichever id is known; without biases,
+        the training mean ``global_mean_``. Never raises for unknown ids.
+
+        Parameters
+        ----------
+        users, items : array-like of shape (n,)
+        clip : bool, default False
+            Clip to ``rating_range_``, the lowest and highest training rating.
 
         Returns
         -------
@@ -260,25 +369,79 @@ class MatrixFactorization(BaseEstimator):
         """
         self._check_fitted()
         users, items, _ = check_triples(users, items)
-        u = self._codes(self.user_ids_, users)
-        i = self._codes(self.item_ids_, items)
+        pred = self._predict_codes(self._codes(self.user_ids_, users), self._codes(self.item_ids_, items))
+        return np.clip(pred, *self.rating_range_) if clip else pred
+
+    def _predict_codes(self, u, i):
         known = (u >= 0) & (i >= 0)
         out = np.empty(len(u))
-        uk, ik = u[known], i[known]
         mu = self.global_mean_ if self.biases else 0.0
         out[known] = _kernels.predict_numba(
-            self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_, mu, uk, ik
+            self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_, mu, u[known], i[known]
         )
         unknown = ~known
+        uu, ii = u[unknown], i[unknown]
         out[unknown] = self.global_mean_
         if self.biases:
-            out[unknown] += np.where(u[unknown] >= 0, self.user_bias_[u[unknown]], 0.0)
-            out[unknown] += np.where(i[unknown] >= 0, self.item_bias_[i[unknown]], 0.0)
+            out[unknown] += np.where(uu >= 0, self.user_bias_[np.maximum(uu, 0)], 0.0)
+            out[unknown] += np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0.0)
         return out
 
     @staticmethod
     def _codes(categories, values):
+        """Codes of raw ids in ``categories``; -1 for ids not among them."""
         return pd.Categorical(values, categories=categories).codes.astype(np.int64)
+
+    def _remember_seen(self, u, i):
+        pairs = (u.astype(np.int32), i.astype(np.int32))
+        if getattr(self, "_seen", None) is not None:
+            pairs = tuple(np.concatenate([old, new]) for old, new in zip(self._seen, pairs))
+        self._seen = pairs
+
+    # -------------------------------------------------------- recommendations
+    def recommend(self, user, n=10, exclude_seen=True):
+        """The ``n`` items with the highest predicted rating for ``user``.
+
+        Parameters
+        ----------
+        user : a raw user id
+            An unknown user is ranked as :meth:`predict` would score it
+            (by item bias with ``biases=True``; otherwise all items tie).
+        n : int, default 10
+        exclude_seen : bool, default True
+            Leave out the items the user rated in training.
+
+        Returns
+        -------
+        DataFrame with columns ``item_id`` and ``score``, best first.
+        """
+        self._check_fitted()
+        n = check_int("n", n)
+        u = self._codes(self.user_ids_, [user])
+        scores = self._predict_codes(np.repeat(u, len(self.item_ids_)), np.arange(len(self.item_ids_)))
+        if exclude_seen and u[0] >= 0:
+            seen_u, seen_i = self._seen
+            scores[seen_i[seen_u == u[0]]] = -np.inf
+        return _top_n(scores, self.item_ids_, n, "score")
+
+    def similar_items(self, item, n=10):
+        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
+
+        Returns
+        -------
+        DataFrame with columns ``item_id`` and ``similarity``, most similar first;
+        ``item`` itself is left out. ValueError for an item not seen in training.
+        """
+        self._check_fitted()
+        n = check_int("n", n)
+        code = self._codes(self.item_ids_, [item])[0]
+        if code < 0:
+            raise ValueError(f"item {item!r} was not in the training data, so it has no factors to compare")
+        H = self.item_factors_.astype(np.float64)
+        norms = np.linalg.norm(H, axis=1)
+        sims = H @ H[code] / np.maximum(norms * norms[code], np.finfo(float).tiny)
+        sims[code] = -np.inf
+        return _top_n(sims, self.item_ids_, n, "similarity")
 
     def user_embeddings(self):
         """User factors as a DataFrame indexed by raw user id (columns 0..k-1)."""
@@ -296,7 +459,12 @@ class MatrixFactorization(BaseEstimator):
 
     # ---------------------------------------------------------- persistence
     def save(self, path):
-        """Write the fitted model to ``path`` as ``.npz`` (no pickle), atomically."""
+        """Write the fitted model to ``path`` as ``.npz`` (no pickle), atomically.
+
+        The file holds the factors, biases, id mappings, Adam's state (so
+        :meth:`partial_fit` can continue after :meth:`load`), the training
+        pairs (for ``recommend(exclude_seen=True)``), the parameters and history.
+        """
         self._check_fitted()
         arrays = {
             "user_factors": self.user_factors_,
@@ -304,32 +472,56 @@ class MatrixFactorization(BaseEstimator):
             "user_bias": self.user_bias_,
             "item_bias": self.item_bias_,
             "global_mean": np.float64(self.global_mean_),
+            "rating_range": np.array(self.rating_range_),
             "user_ids": self.user_ids_,
             "item_ids": self.item_ids_,
             "n_steps": np.int64(self.n_steps_),
+            "seen_users": self._seen[0],
+            "seen_items": self._seen[1],
         }
-        # Adam's moments too, so that training can continue after loading.
         for q, name in enumerate(_BLOCKS):
             arrays[f"m_{name}"], arrays[f"v_{name}"] = self._m[q], self._v[q]
-        meta = {"params": self.get_params(), "history": self.history_}
-        if not isinstance(meta["params"]["random_state"], (int, type(None))):
-            meta["params"]["random_state"] = None  # a Generator is not serialisable
-        save_model(path, arrays, json.dumps(meta))
+        params = self.get_params()
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # a Generator cannot be written as JSON
+        save_model(path, arrays, json.dumps({"params": params, "history": self.history_}))
 
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save`; it predicts identically."""
         arrays, meta = load_model(path)
-        model = cls(**json.loads(meta)["params"])
-        model.user_factors_ = arrays["user_factors"]
-        model.item_factors_ = arrays["item_factors"]
-        model.user_bias_ = arrays["user_bias"]
-        model.item_bias_ = arrays["item_bias"]
-        model.global_mean_ = float(arrays["global_mean"])
-        model.user_ids_ = arrays["user_ids"]
-        model.item_ids_ = arrays["item_ids"]
-        model.n_steps_ = int(arrays["n_steps"])
-        model._m = [arrays[f"m_{name}"] for name in _BLOCKS]
-        model._v = [arrays[f"v_{name}"] for name in _BLOCKS]
-        model.history_ = json.loads(meta)["history"]
+        try:
+            meta = json.loads(meta)
+            model = cls(**meta["params"])
+            model.user_factors_ = arrays["user_factors"]
+            model.item_factors_ = arrays["item_factors"]
+            model.user_bias_ = arrays["user_bias"]
+            model.item_bias_ = arrays["item_bias"]
+            model.global_mean_ = float(arrays["global_mean"])
+            model.rating_range_ = tuple(float(x) for x in arrays["rating_range"])
+            model.user_ids_ = arrays["user_ids"]
+            model.item_ids_ = arrays["item_ids"]
+            model.n_steps_ = int(arrays["n_steps"])
+            model._seen = (arrays["seen_users"], arrays["seen_items"])
+            model._m = [arrays[f"m_{name}"] for name in _BLOCKS]
+            model._v = [arrays[f"v_{name}"] for name in _BLOCKS]
+            model.history_ = meta["history"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} is an npmf file but its contents are incomplete or damaged: {exc!r}") from exc
         return model
+
+
+def _sorted_if_possible(ids):
+    """Sorted ids (as category codes would order them), or as given when their types don't compare."""
+    try:
+        return np.sort(ids)
+    except TypeError:
+        return ids
+
+
+def _top_n(scores, ids, n, column):
+    """The ``n`` best finite scores, best first, as a DataFrame (item_id, column)."""
+    n = min(n, int(np.isfinite(scores).sum()))
+    top = np.argpartition(-scores, n - 1)[:n] if n else np.empty(0, np.int64)
+    top = top[np.lexsort((top, -scores[top]))]  # by score, ties by code: deterministic
+    return pd.DataFrame({"item_id": ids[top], column: scores[top]})
