@@ -27,6 +27,14 @@ def build_parser():
     train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     train.set_defaults(func=cmd_train)
+
+    rec = sub.add_parser("recommend", help="top-n items for a user from a saved model")
+    rec.add_argument("--model", required=True, metavar="PATH", help="a model saved by `npmf train --save`")
+    rec.add_argument("--user", required=True, help="raw user id")
+    rec.add_argument("-n", type=int, default=10, help="how many items (default 10)")
+    rec.add_argument("--include-seen", action="store_true", help="also rank items the user rated in training")
+    rec.add_argument("--json", action="store_true", help="print a JSON list of {item_id, score}")
+    rec.set_defaults(func=cmd_recommend)
     return parser
 
 
@@ -108,6 +116,35 @@ def cmd_train(args):
         if args.save:
             print(f"model saved to {args.save}")
     return 0
+
+
+def cmd_recommend(args):
+    import npmf
+
+    model = npmf.MatrixFactorization.load(args.model)
+    user = _parse_id(args.user, model.user_ids_)
+    if user not in set(model.user_ids_.tolist()):
+        print(f"npmf recommend: note: user {args.user} is not in the model; ranking as for a new user", file=sys.stderr)
+    top = model.recommend(user, n=args.n, exclude_seen=not args.include_seen)
+    if args.json:
+        print(json.dumps([{"item_id": _plain(i), "score": float(s)} for i, s in zip(top.item_id, top.score)]))
+    else:
+        print(top.to_string(index=False))
+    return 0
+
+
+def _parse_id(text, known_ids):
+    """A command-line id as the model's id type (int for integer ids)."""
+    if known_ids.dtype.kind in "iu":
+        try:
+            return int(text)
+        except ValueError:
+            raise UserError(f"--user must be an integer id for this model; got {text!r}") from None
+    return text
+
+
+def _plain(x):
+    return x.item() if hasattr(x, "item") else x
 
 
 def main(argv=None):
