@@ -390,7 +390,7 @@ class MatrixFactorization(BaseEstimator):
     @staticmethod
     def _codes(categories, values):
         """Codes of raw ids in ``categories``; -1 for ids not among them."""
-        return pd.Categorical(values, categories=categories).codes.astype(np.int64)
+        return pd.Index(categories).get_indexer(values).astype(np.int64)
 
     def _remember_seen(self, u, i):
         pairs = (u.astype(np.int32), i.astype(np.int32))

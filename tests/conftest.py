@@ -1,0 +1,43 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def ml100k_dir():
+    """The folder holding ml-100k/u.data, or None: tests that need it skip without it."""
+    home = os.environ.get("NPMF_DATA_DIR")
+    if home and (Path(home) / "ml-100k" / "u.data").is_file():
+        return Path(home)
+    return None
+
+
+@pytest.fixture
+def ml100k_home():
+    home = ml100k_dir()
+    if home is None:
+        pytest.skip("MovieLens-100k not found under $NPMF_DATA_DIR")
+    return home
+
+
+@pytest.fixture
+def small_ratings():
+    """A small random problem: 60 ratings of 7 users on 5 items, ratings 1-5."""
+    rng = np.random.default_rng(42)
+    n = 60
+    users = rng.integers(0, 7, n)
+    items = rng.integers(0, 5, n)
+    ratings = rng.integers(1, 6, n).astype(float)
+    return users, items, ratings
+
+
+def planted(n_users=40, n_items=30, n_ratings=900, k=2, noise=0.1, seed=0):
+    """Ratings from a planted rank-k model plus Gaussian noise (raw ids are offset ints)."""
+    rng = np.random.default_rng(seed)
+    W = rng.normal(0, 1, (n_users, k))
+    H = rng.normal(0, 1, (n_items, k))
+    u = rng.integers(0, n_users, n_ratings)
+    i = rng.integers(0, n_items, n_ratings)
+    r = 3 + (W[u] * H[i]).sum(1) + rng.normal(0, noise, n_ratings)
+    return u + 100, i + 500, r
