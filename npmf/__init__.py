@@ -6,7 +6,7 @@ The model, its hand-derived gradients and Keras-exact Adam; see the README and
 
 from . import metrics
 from ._estimator import clone
-from .datasets import load_movielens, read_ratings
+from .datasets import load_movielens, load_movielens_folds, read_ratings
 from .model import MatrixFactorization
 from .split import train_test_split
 
@@ -16,6 +16,7 @@ __all__ = [
     "MatrixFactorization",
     "clone",
     "load_movielens",
+    "load_movielens_folds",
     "metrics",
     "read_ratings",
     "train_test_split",

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["get_data_home", "load_movielens", "read_ratings", "COLUMNS"]
+__all__ = ["get_data_home", "load_movielens", "load_movielens_folds", "read_ratings", "COLUMNS"]
 
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
@@ -203,3 +203,54 @@ def _is_number(text):
     except ValueError:
         return False
     return True
+
+
+# ML-100k ships its own splits: u1-u5 are the five disjoint 80/20 folds of a
+# 5-fold cross-validation; ua/ub hold out exactly 10 ratings per user.
+FOLDS = {"ml-100k": ("u1", "u2", "u3", "u4", "u5")}
+
+
+def load_movielens_folds(name="ml-100k", data_home=None, download=True, splits=None):
+    """Load the canonical train/test splits that ship with a MovieLens archive.
+
+    Parameters
+    ----------
+    name : {"ml-100k"}
+    data_home : str or Path, optional
+        As in :func:`load_movielens`.
+    download : bool, default True
+        Download and verify the archive when a split file is missing.
+    splits : sequence of str, optional
+        Split names, default ``("u1", ..., "u5")``: the five folds of
+        GroupLens' 5-fold cross-validation (80,000 / 20,000 ratings each,
+        test sets disjoint). ``("ua", "ub")`` are the splits with exactly 10
+        test ratings per user.
+
+    Returns
+    -------
+    list of (train, test) DataFrame pairs
+        Columns ``user_id, item_id, rating, timestamp``, read from
+        ``<split>.base`` and ``<split>.test``.
+
+    Examples
+    --------
+    >>> folds = load_movielens_folds("ml-100k")  # doctest: +SKIP
+    >>> [len(test) for train, test in folds]  # doctest: +SKIP
+    [20000, 20000, 20000, 20000, 20000]
+    """
+    spec = _spec(name)
+    splits = FOLDS[name] if splits is None else tuple(splits)
+    if not splits:
+        raise ValueError("splits is empty; name at least one split, e.g. splits=('u1',)")
+    folder = get_data_home(data_home) / name
+    paths = [(folder / f"{s}.base", folder / f"{s}.test") for s in splits]
+    missing = [p for pair in paths for p in pair if not p.exists()]
+    if missing and download and not (folder / spec["file"]).exists():
+        download_movielens(name, data_home)
+        missing = [p for p in missing if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{missing[0]} not found; the {name} archive from GroupLens contains it"
+            + ("" if download else " (pass download=True to fetch it)")
+        )
+    return [tuple(read_ratings(p, sep=spec["sep"], header=None) for p in pair) for pair in paths]
