@@ -35,6 +35,19 @@ def build_parser():
     rec.add_argument("--include-seen", action="store_true", help="also rank items the user rated in training")
     rec.add_argument("--json", action="store_true", help="print a JSON list of {item_id, score}")
     rec.set_defaults(func=cmd_recommend)
+
+    gc = sub.add_parser("gradcheck", help="check the analytic gradients against central finite differences")
+    gc.add_argument("--users", type=int, default=5, help="rows of W (default 5)")
+    gc.add_argument("--items", type=int, default=4, help="rows of H (default 4)")
+    gc.add_argument("--factors", type=int, default=3, help="n_factors (default 3)")
+    gc.add_argument("--ratings", type=int, default=16, help="batch size; must exceed --users and --items (default 16)")
+    gc.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True, help="check bu, bi (default on)")
+    gc.add_argument("--reg", type=float, default=0.1, help="L2 strength, per occurrence (default 0.1)")
+    gc.add_argument("--step", type=float, default=1e-3, help="finite-difference step (default 1e-3)")
+    gc.add_argument("--seed", type=int, default=0, help="random_state of the problem (default 0)")
+    gc.add_argument("--kernel", action="store_true", help="check the Numba kernel's gradients, not the NumPy ones")
+    gc.add_argument("--json", action="store_true", help="print one JSON object with max_rel_error on stdout")
+    gc.set_defaults(func=cmd_gradcheck)
     return parser
 
 
@@ -145,6 +158,19 @@ def _parse_id(text, known_ids):
 
 def _plain(x):
     return x.item() if hasattr(x, "item") else x
+
+
+def cmd_gradcheck(args):
+    """Exit 0 when the max relative error is within 1e-7, 1 when above."""
+    from npmf.gradcheck import format_report, gradcheck, kernel_gradients
+
+    result = gradcheck(
+        n_users=args.users, n_items=args.items, n_factors=args.factors, n_ratings=args.ratings,
+        biases=args.biases, reg=args.reg, step=args.step, random_state=args.seed,
+        grad_fn=kernel_gradients if args.kernel else None,
+    )  # fmt: skip
+    print(json.dumps(result) if args.json else format_report(result))
+    return 0 if result["passed"] else 1
 
 
 def main(argv=None):
