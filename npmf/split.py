@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["train_test_split"]
+__all__ = ["kfold", "train_test_split"]
 
 
 def train_test_split(*arrays, test_size=0.2, random_state=None):
@@ -60,3 +60,31 @@ def _n_test(test_size, n):
             raise ValueError(f"test_size={test_size} leaves no training rows out of {n}")
         return n_test
     raise ValueError(f"test_size must be a fraction in (0, 1) or an integer count, got {test_size!r}")
+
+
+def kfold(df, n_folds=5, random_state=None):
+    """Split a ratings DataFrame into ``n_folds`` random (train, test) pairs.
+
+    One permutation of the rows is cut into ``n_folds`` nearly equal parts;
+    fold ``k`` tests on part ``k`` and trains on the rest, so every rating is
+    tested exactly once. The random counterpart of ML-100k's u1-u5
+    (:func:`npmf.load_movielens_folds`), for any ratings file.
+
+    Parameters
+    ----------
+    df : DataFrame
+    n_folds : int >= 2, default 5
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    list of (train, test) DataFrame pairs
+    """
+    if isinstance(n_folds, bool) or not isinstance(n_folds, numbers.Integral) or not 2 <= n_folds <= len(df):
+        raise ValueError(f"n_folds must be an integer in [2, {len(df)}] for {len(df)} rows, got {n_folds!r}")
+    parts = np.array_split(np.random.default_rng(random_state).permutation(len(df)), n_folds)
+    out = []
+    for k in range(n_folds):
+        train = np.sort(np.concatenate(parts[:k] + parts[k + 1 :]))
+        out.append((df.iloc[train], df.iloc[np.sort(parts[k])]))
+    return out
