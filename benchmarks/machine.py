@@ -21,10 +21,11 @@ def describe(extra_packages=()):
 
 def markdown(info):
     """One Markdown line naming the machine."""
-    versions = ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("cpu", "cores", "load_avg_1_5_15", "platform"))
+    versions = ", ".join(
+        f"{k} {v}" for k, v in info.items() if k not in ("cpu", "cores", "load_avg_1_5_15", "platform")
+    )
     return (
-        f"Machine: {info['cpu']}, {info['cores']} cores, load average {info['load_avg_1_5_15']} at start; "
-        f"{versions}."
+        f"Machine: {info['cpu']}, {info['cores']} cores, load average {info['load_avg_1_5_15']} at start; {versions}."
     )
 
 

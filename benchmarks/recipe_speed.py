@@ -14,7 +14,6 @@ Writes ``benchmarks/results/recipe_speed.json`` and ``recipe_speed.md``.
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,9 +22,9 @@ from pathlib import Path
 
 import numba
 import numpy as np
+from machine import describe, markdown
 
 import npmf
-from machine import describe, markdown
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -73,8 +72,9 @@ def time_naive(train, epochs, rng):
     seconds, losses = [], []
     for epoch in range(epochs + 1):  # epoch 0 compiles (or loads the cache) and is not counted
         start = time.perf_counter()
-        total = _naive_dense_adam_epoch(u, i, r, rng.permutation(len(r)), 32, W, H, *state,
-                                        epoch * 2500, 0.001, 0.9, 0.999, 1e-7)  # fmt: skip
+        total = _naive_dense_adam_epoch(
+            u, i, r, rng.permutation(len(r)), 32, W, H, *state, epoch * 2500, 0.001, 0.9, 0.999, 1e-7
+        )
         if epoch:
             seconds.append(time.perf_counter() - start)
             losses.append(total / len(r))
@@ -82,8 +82,9 @@ def time_naive(train, epochs, rng):
 
 
 def time_npmf(train, optimizer, epochs, seed):
-    npmf.MatrixFactorization(epochs=1, optimizer=optimizer).fit(train.user_id[:100], train.item_id[:100],
-                                                                 train.rating[:100])  # fmt: skip  (warm the JIT)
+    npmf.MatrixFactorization(epochs=1, optimizer=optimizer).fit(
+        train.user_id[:100], train.item_id[:100], train.rating[:100]
+    )
     model = npmf.MatrixFactorization(optimizer=optimizer, epochs=epochs, random_state=seed, n_threads=1)
     start = time.perf_counter()
     model.fit(train.user_id, train.item_id, train.rating)
@@ -130,9 +131,16 @@ def main(argv=None):
     for s in summary.values():
         s["speedup_vs_baseline"] = base / s["epoch_median_seconds"]
     summary["naive dense adam (baseline)"]["fit_seconds"] = base * args.epochs  # extrapolated, see table note
-    record = {"machine": machine, "epochs": args.epochs, "repeats": args.repeats, "train_ratings": len(train),
-              "raw": rows, "median": summary, "npmf_train_process_seconds": cli,
-              "npmf_train_process_median": statistics.median(cli)}  # fmt: skip
+    record = {
+        "machine": machine,
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "train_ratings": len(train),
+        "raw": rows,
+        "median": summary,
+        "npmf_train_process_seconds": cli,
+        "npmf_train_process_median": statistics.median(cli),
+    }
     Path(args.out).with_suffix(".json").write_text(json.dumps(record, indent=2))
 
     lines = [
@@ -148,8 +156,10 @@ def main(argv=None):
     ]
     for name, s in summary.items():
         loss = f"{s['final_loss']:.4f}" if "final_loss" in s else "—"
-        lines.append(f"| {name} | {s['epoch_median_seconds']:.4f} | {s['fit_seconds']:.2f} | {loss} | "
-                     f"{s['speedup_vs_baseline']:.1f}x |")  # fmt: skip
+        lines.append(
+            f"| {name} | {s['epoch_median_seconds']:.4f} | {s['fit_seconds']:.2f} | {loss} | "
+            f"{s['speedup_vs_baseline']:.1f}x |"
+        )
     lines += [
         "",
         f"Baseline: a straightforward Numba kernel updating every parameter in a double loop "

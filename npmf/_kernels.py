@@ -160,14 +160,26 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
     return _epoch(
-        u[perm], i[perm], r[perm], int(batch_size), float(mu), W, H, *cols,
+        u[perm],
+        i[perm],
+        r[perm],
+        int(batch_size),
+        float(mu),
+        W,
+        H,
+        *cols,
         (m[0], m[1], _col(m[2]), _col(m[3])),
         (v[0], v[1], _col(v[2]), _col(v[3])),
         (grads[0], grads[1], _col(grads[2]), _col(grads[3])),
-        alphas, OPTIMIZER_CODES[config["optimizer"]], float(config["learning_rate"]),
-        float(config["beta_1"]), float(config["beta_2"]), float(config["epsilon"]),
-        float(config["reg"]), bool(config["fit_bias"]),
-    )  # fmt: skip
+        alphas,
+        OPTIMIZER_CODES[config["optimizer"]],
+        float(config["learning_rate"]),
+        float(config["beta_1"]),
+        float(config["beta_2"]),
+        float(config["epsilon"]),
+        float(config["reg"]),
+        bool(config["fit_bias"]),
+    )
 
 
 @_jit

@@ -35,8 +35,9 @@ def test_empty():
 
 
 @pytest.mark.parametrize("name", ["n_factors", "epochs", "batch_size"])
-@pytest.mark.parametrize("value, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError), ("8", TypeError),
-                                          (True, TypeError)])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, error", [(0, ValueError), (-3, ValueError), (2.5, TypeError), ("8", TypeError), (True, TypeError)]
+)
 def test_integer_parameters(name, value, error):
     with pytest.raises(error, match=f"{name} must be an integer >= 1"):
         MatrixFactorization(**{name: value}).fit(U, I, R)

@@ -29,8 +29,25 @@ def test_train_on_a_file_prints_epochs_and_summary(ratings_file, capsys):
 
 def test_train_json_and_save(ratings_file, tmp_path, capsys):
     model_path = tmp_path / "m.npz"
-    assert main(["train", "--data", str(ratings_file), "--epochs", "2", "--optimizer", "lazy_adam", "--json",
-                 "--save", str(model_path), "--seed", "3"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(ratings_file),
+                "--epochs",
+                "2",
+                "--optimizer",
+                "lazy_adam",
+                "--json",
+                "--save",
+                str(model_path),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert {"rounded_mae", "mae", "rmse", "fit_seconds", "history"} <= set(result)
     assert len(result["history"]["loss"]) == 2 and result["n_test"] == 80
@@ -57,10 +74,15 @@ def test_user_errors_are_one_line(argv, message, capsys):
 
 
 def test_python_dash_m_is_the_same_program(ratings_file):
-    proc = subprocess.run([sys.executable, "-m", "npmf", "train", "--data", str(ratings_file), "--epochs", "1",
-                           "--quiet"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "npmf", "train", "--data", str(ratings_file), "--epochs", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "rounded MAE" in proc.stdout and "Epoch" not in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "npmf", "train", "--factors", "0"], capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "npmf", "train", "--factors", "0"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "n_factors must be an integer >= 1" in bad.stderr and "Traceback" not in bad.stderr

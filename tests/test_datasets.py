@@ -45,8 +45,14 @@ def test_read_ratings_string_ids_three_columns_and_named_columns(tmp_path):
 def test_read_ratings_mlm1_format_at_scale(tmp_path):
     rng = np.random.default_rng(0)
     n = 20_000
-    lines = pd.DataFrame({"u": rng.integers(1, 6041, n), "i": rng.integers(1, 3953, n), "r": rng.integers(1, 6, n),
-                          "t": rng.integers(9e8, 1e9, n)})  # fmt: skip
+    lines = pd.DataFrame(
+        {
+            "u": rng.integers(1, 6041, n),
+            "i": rng.integers(1, 3953, n),
+            "r": rng.integers(1, 6, n),
+            "t": rng.integers(9e8, 1e9, n),
+        }
+    )
     path = tmp_path / "ratings.dat"
     path.write_text("\n".join("::".join(map(str, row)) for row in lines.itertuples(index=False)) + "\n")
     df = npmf.read_ratings(path)
@@ -82,8 +88,12 @@ def test_read_ratings_missing_file_and_columns(tmp_path):
 def _fake_archive(tmp_path):
     """A zip laid out like ml-100k.zip, with generated ratings."""
     rng = np.random.default_rng(0)
-    rows = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in zip(rng.integers(1, 50, 300), rng.integers(1, 80, 300),
-                                                         rng.integers(1, 6, 300), rng.integers(8e8, 9e8, 300))]  # fmt: skip
+    rows = [
+        f"{u}\t{i}\t{r}\t{t}"
+        for u, i, r, t in zip(
+            rng.integers(1, 50, 300), rng.integers(1, 80, 300), rng.integers(1, 6, 300), rng.integers(8e8, 9e8, 300)
+        )
+    ]
     data = ("\n".join(rows) + "\n").encode()
     archive = tmp_path / "served" / "ml-100k.zip"
     archive.parent.mkdir()
@@ -101,8 +111,13 @@ def _serve(monkeypatch, archive, **overrides):
 
 def test_download_verifies_and_unpacks(tmp_path, monkeypatch, capsys):
     archive, data = _fake_archive(tmp_path)
-    _serve(monkeypatch, archive, md5=hashlib.md5(archive.read_bytes()).hexdigest(), size=archive.stat().st_size,
-           file_md5=hashlib.md5(data).hexdigest())  # fmt: skip
+    _serve(
+        monkeypatch,
+        archive,
+        md5=hashlib.md5(archive.read_bytes()).hexdigest(),
+        size=archive.stat().st_size,
+        file_md5=hashlib.md5(data).hexdigest(),
+    )
     home = tmp_path / "home"
     df = npmf.load_movielens("ml-100k", data_home=home)
     assert len(df) == 300 and list(df.columns) == ["user_id", "item_id", "rating", "timestamp"]

@@ -22,15 +22,17 @@ def _run(epoch_fn, optimizer, fit_bias, reg, batch_size=8, epochs=4, lr=0.01):
     u, i, r, params = _problem(0)
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
-    config = dict(optimizer=optimizer, learning_rate=lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, reg=reg,
-                  fit_bias=fit_bias)  # fmt: skip
+    config = dict(
+        optimizer=optimizer, learning_rate=lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, reg=reg, fit_bias=fit_bias
+    )
     rng = np.random.default_rng(1)
     n_batches = -(-len(r) // batch_size)
     history = []
     for epoch in range(epochs):
         alphas = adam_step_sizes(epoch * n_batches, n_batches, lr, 0.9, 0.999)
-        loss = epoch_fn(u, i, r, rng.permutation(len(r)), batch_size, 3.0 if fit_bias else 0.0, params, m, v, alphas,
-                        config)  # fmt: skip
+        loss = epoch_fn(
+            u, i, r, rng.permutation(len(r)), batch_size, 3.0 if fit_bias else 0.0, params, m, v, alphas, config
+        )
         history.append(([p.copy() for p in params], [a.copy() for a in m + v], loss))
     return history
 
@@ -93,8 +95,9 @@ def test_lazy_adam_leaves_absent_rows_alone():
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     m[0][2] = 0.5  # an absent row with momentum: dense Adam would move it, lazy Adam must not
-    config = dict(optimizer="lazy_adam", learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, reg=0.0,
-                  fit_bias=False)  # fmt: skip
+    config = dict(
+        optimizer="lazy_adam", learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, reg=0.0, fit_bias=False
+    )
     epoch_numba(u, i, r, np.arange(3), 3, 0.0, params, m, v, adam_step_sizes(0, 1, 0.01, 0.9, 0.999), config)
     np.testing.assert_array_equal(params[0][2], before)
     assert m[0][2, 0] == 0.5

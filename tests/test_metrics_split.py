@@ -47,8 +47,9 @@ def test_split_sizes_disjoint_and_reproducible():
     assert again[1].index.equals(test.index)
     other = npmf.train_test_split(df, test_size=0.2, random_state=1)
     assert not other[1].index.equals(test.index)
-    a_train, a_test, b_train, b_test = npmf.train_test_split(np.arange(10), np.arange(10) * 2, test_size=3,
-                                                             random_state=0)  # fmt: skip
+    a_train, a_test, b_train, b_test = npmf.train_test_split(
+        np.arange(10), np.arange(10) * 2, test_size=3, random_state=0
+    )
     assert len(a_test) == 3 and np.array_equal(b_test, a_test * 2)
 
 

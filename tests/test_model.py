@@ -26,7 +26,12 @@ def test_defaults_are_the_keras_recipe():
     p = MatrixFactorization().get_params()
     assert (p["n_factors"], p["epochs"], p["batch_size"], p["optimizer"]) == (3, 100, 32, "adam")
     assert (p["learning_rate"], p["beta_1"], p["beta_2"], p["epsilon"], p["init_scale"]) == (
-        0.001, 0.9, 0.999, 1e-7, 0.05)  # fmt: skip
+        0.001,
+        0.9,
+        0.999,
+        1e-7,
+        0.05,
+    )
     assert MatrixFactorization.from_preset("seed").get_params() == p
 
 
@@ -41,15 +46,23 @@ def test_fit_shapes_history_and_embeddings():
     assert list(emb.index) == [10, 20, 30] and emb.shape == (3, 4)
     np.testing.assert_array_equal(emb.loc[20].to_numpy(), model.item_factors_[1])
     assert model.user_embeddings().index.name == "user_id"
-    assert np.all(np.abs(MatrixFactorization(epochs=1, learning_rate=1e-12, random_state=0)
-                         .fit(users, items, [5, 3, 4, 1]).user_factors_) <= 0.05)  # fmt: skip
+    assert np.all(
+        np.abs(
+            MatrixFactorization(epochs=1, learning_rate=1e-12, random_state=0)
+            .fit(users, items, [5, 3, 4, 1])
+            .user_factors_
+        )
+        <= 0.05
+    )
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lazy_adam", "sgd"])
 def test_same_seed_is_bit_identical(optimizer):
     u, i, r = planted()
-    fits = [MatrixFactorization(optimizer=optimizer, epochs=3, batch_size=16, n_threads=1, random_state=7)
-            .fit(u, i, r) for _ in range(2)]  # fmt: skip
+    fits = [
+        MatrixFactorization(optimizer=optimizer, epochs=3, batch_size=16, n_threads=1, random_state=7).fit(u, i, r)
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
     np.testing.assert_array_equal(fits[0].item_factors_, fits[1].item_factors_)
     assert fits[0].history_["loss"] == fits[1].history_["loss"]
@@ -101,8 +114,9 @@ def test_save_load_round_trip(tmp_path):
 def test_partial_fit_adds_a_new_user_and_keeps_old_ones():
     u, i, r = planted(n_ratings=1500, noise=0.1)
     new = u == 100
-    model = MatrixFactorization(n_factors=2, epochs=40, batch_size=16, learning_rate=0.02, biases=True,
-                                optimizer="lazy_adam", random_state=0)  # fmt: skip
+    model = MatrixFactorization(
+        n_factors=2, epochs=40, batch_size=16, learning_rate=0.02, biases=True, optimizer="lazy_adam", random_state=0
+    )
     model.fit(u[~new], i[~new], r[~new])
     assert 100 not in set(model.user_ids_)
     before_new = metrics.rmse(r[new], model.predict(u[new], i[new]))
@@ -126,8 +140,15 @@ def test_partial_fit_on_unfitted_model_fits():
 def test_validation_history_and_early_stopping():
     u, i, r = planted(n_ratings=1200, noise=0.5)
     tr, va = slice(0, 1000), slice(1000, None)
-    model = MatrixFactorization(n_factors=8, epochs=200, batch_size=8, learning_rate=0.05, optimizer="lazy_adam",
-                                early_stopping_patience=3, random_state=0)  # fmt: skip
+    model = MatrixFactorization(
+        n_factors=8,
+        epochs=200,
+        batch_size=8,
+        learning_rate=0.05,
+        optimizer="lazy_adam",
+        early_stopping_patience=3,
+        random_state=0,
+    )
     model.fit(u[tr], i[tr], r[tr], validation_data=(u[va], i[va], r[va]))
     h = model.history_
     assert len(h["val_loss"]) == len(h["loss"]) < 200  # it stopped early
