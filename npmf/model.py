@@ -1,6 +1,5 @@
 r"""The estimator: :class:`MatrixFactorization`."""
 
-import json
 import time
 
 import numpy as np
@@ -8,14 +7,12 @@ import pandas as pd
 
 from . import _kernels, optimizers
 from ._estimator import BaseEstimator
+from ._ranking import RankingMixin
 from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
-from .persistence import load_model, save_model
+from .persistence import load_estimator, save_estimator
 from .presets import get_preset
 
 __all__ = ["MatrixFactorization"]
-
-# The four parameter blocks, in the order the kernels take them.
-_BLOCKS = ("W", "H", "bu", "bi")
 
 
 def _default_threads():
@@ -24,7 +21,7 @@ def _default_threads():
     return numba.config.NUMBA_NUM_THREADS
 
 
-class MatrixFactorization(BaseEstimator):
+class MatrixFactorization(RankingMixin, BaseEstimator):
     r"""Matrix factorisation of explicit ratings, trained by minibatch Adam or SGD.
 
     The model predicts
@@ -398,61 +395,6 @@ class MatrixFactorization(BaseEstimator):
             pairs = tuple(np.concatenate([old, new]) for old, new in zip(self._seen, pairs))
         self._seen = pairs
 
-    # -------------------------------------------------------- recommendations
-    def recommend(self, user, n=10, exclude_seen=True):
-        """The ``n`` items with the highest predicted rating for ``user``.
-
-        Parameters
-        ----------
-        user : a raw user id
-            An unknown user is ranked as :meth:`predict` would score it
-            (by item bias with ``biases=True``; otherwise all items tie).
-        n : int, default 10
-        exclude_seen : bool, default True
-            Leave out the items the user rated in training.
-
-        Returns
-        -------
-        DataFrame with columns ``item_id`` and ``score``, best first.
-        """
-        self._check_fitted()
-        n = check_int("n", n)
-        u = self._codes(self.user_ids_, [user])
-        scores = self._predict_codes(np.repeat(u, len(self.item_ids_)), np.arange(len(self.item_ids_)))
-        if exclude_seen and u[0] >= 0:
-            seen_u, seen_i = self._seen
-            scores[seen_i[seen_u == u[0]]] = -np.inf
-        return _top_n(scores, self.item_ids_, n, "score")
-
-    def similar_items(self, item, n=10):
-        """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
-
-        Returns
-        -------
-        DataFrame with columns ``item_id`` and ``similarity``, most similar first;
-        ``item`` itself is left out. ValueError for an item not seen in training.
-        """
-        self._check_fitted()
-        n = check_int("n", n)
-        code = self._codes(self.item_ids_, [item])[0]
-        if code < 0:
-            raise ValueError(f"item {item!r} was not in the training data, so it has no factors to compare")
-        H = self.item_factors_.astype(np.float64)
-        norms = np.linalg.norm(H, axis=1)
-        sims = H @ H[code] / np.maximum(norms * norms[code], np.finfo(float).tiny)
-        sims[code] = -np.inf
-        return _top_n(sims, self.item_ids_, n, "similarity")
-
-    def user_embeddings(self):
-        """User factors as a DataFrame indexed by raw user id (columns 0..k-1)."""
-        self._check_fitted()
-        return pd.DataFrame(self.user_factors_, index=pd.Index(self.user_ids_, name="user_id"))
-
-    def item_embeddings(self):
-        """Item factors as a DataFrame indexed by raw item id, as the recipe shows them."""
-        self._check_fitted()
-        return pd.DataFrame(self.item_factors_, index=pd.Index(self.item_ids_, name="item_id"))
-
     def _check_fitted(self):
         if not hasattr(self, "user_factors_"):
             raise RuntimeError("this MatrixFactorization is not fitted yet; call fit(users, items, ratings) first")
@@ -466,49 +408,12 @@ class MatrixFactorization(BaseEstimator):
         pairs (for ``recommend(exclude_seen=True)``), the parameters and history.
         """
         self._check_fitted()
-        arrays = {
-            "user_factors": self.user_factors_,
-            "item_factors": self.item_factors_,
-            "user_bias": self.user_bias_,
-            "item_bias": self.item_bias_,
-            "global_mean": np.float64(self.global_mean_),
-            "rating_range": np.array(self.rating_range_),
-            "user_ids": self.user_ids_,
-            "item_ids": self.item_ids_,
-            "n_steps": np.int64(self.n_steps_),
-            "seen_users": self._seen[0],
-            "seen_items": self._seen[1],
-        }
-        for q, name in enumerate(_BLOCKS):
-            arrays[f"m_{name}"], arrays[f"v_{name}"] = self._m[q], self._v[q]
-        params = self.get_params()
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None  # a Generator cannot be written as JSON
-        save_model(path, arrays, json.dumps({"params": params, "history": self.history_}))
+        save_estimator(self, path)
 
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save`; it predicts identically."""
-        arrays, meta = load_model(path)
-        try:
-            meta = json.loads(meta)
-            model = cls(**meta["params"])
-            model.user_factors_ = arrays["user_factors"]
-            model.item_factors_ = arrays["item_factors"]
-            model.user_bias_ = arrays["user_bias"]
-            model.item_bias_ = arrays["item_bias"]
-            model.global_mean_ = float(arrays["global_mean"])
-            model.rating_range_ = tuple(float(x) for x in arrays["rating_range"])
-            model.user_ids_ = arrays["user_ids"]
-            model.item_ids_ = arrays["item_ids"]
-            model.n_steps_ = int(arrays["n_steps"])
-            model._seen = (arrays["seen_users"], arrays["seen_items"])
-            model._m = [arrays[f"m_{name}"] for name in _BLOCKS]
-            model._v = [arrays[f"v_{name}"] for name in _BLOCKS]
-            model.history_ = meta["history"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path} is an npmf file but its contents are incomplete or damaged: {exc!r}") from exc
-        return model
+        return load_estimator(cls, path)
 
 
 def _sorted_if_possible(ids):
@@ -517,11 +422,3 @@ def _sorted_if_possible(ids):
         return np.sort(ids)
     except TypeError:
         return ids
-
-
-def _top_n(scores, ids, n, column):
-    """The ``n`` best finite scores, best first, as a DataFrame (item_id, column)."""
-    n = min(n, int(np.isfinite(scores).sum()))
-    top = np.argpartition(-scores, n - 1)[:n] if n else np.empty(0, np.int64)
-    top = top[np.lexsort((top, -scores[top]))]  # by score, ties by code: deterministic
-    return pd.DataFrame({"item_id": ids[top], column: scores[top]})
