@@ -28,6 +28,17 @@ def build_parser():
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     train.set_defaults(func=cmd_train)
 
+    cv = sub.add_parser("cv", help="cross-validate: per-fold and mean RMSE, MAE, rounded MAE")
+    cv.add_argument("--data", default="ml-100k", help="'ml-100k' (its u1-u5 folds) or a ratings file (random folds)")
+    cv.add_argument("--sep", default=None, help="separator of a ratings file (guessed if omitted)")
+    cv.add_argument("--folds", type=int, default=5, help="number of random folds of a ratings file (default 5)")
+    cv.add_argument("--splits", default=None, help="MovieLens splits to use, comma-separated (default u1,...,u5)")
+    cv.add_argument("--seed", type=int, default=0, help="random_state of the folds and the model (default 0)")
+    cv.add_argument("--clip", action="store_true", help="clip predictions to each fold's training rating range")
+    _add_model_args(cv)
+    cv.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    cv.set_defaults(func=cmd_cv)
+
     rec = sub.add_parser("recommend", help="top-n items for a user from a saved model")
     rec.add_argument("--model", required=True, metavar="PATH", help="a model saved by `npmf train --save`")
     rec.add_argument("--user", required=True, help="raw user id")
@@ -59,11 +70,15 @@ def _add_data_args(p):
 
 
 def _add_model_args(p):
-    p.add_argument("--factors", type=int, default=3, help="n_factors (default 3)")
-    p.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
-    p.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
-    p.add_argument("--optimizer", default="adam", help="adam (Keras-exact), lazy_adam or sgd (default adam)")
-    p.add_argument("--lr", type=float, default=0.001, help="learning rate (default 0.001)")
+    # Defaults are None so that only the flags the user gave override the preset.
+    p.add_argument("--preset", default="seed", help="named parameter set: seed (the Keras recipe, default), accurate")
+    p.add_argument("--factors", type=int, help="n_factors (default: the preset's)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
+    p.add_argument("--optimizer", help="adam (Keras-exact), lazy_adam or sgd (default: the preset's)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    p.add_argument("--reg", type=float, help="L2 strength per occurrence (default: the preset's)")
+    p.add_argument("--biases", action=argparse.BooleanOptionalAction, help="user and item biases (default: preset)")
 
 
 def load_data(args):
@@ -77,14 +92,10 @@ def load_data(args):
 def model_from_args(args):
     import npmf
 
-    return npmf.MatrixFactorization(
-        n_factors=args.factors,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        random_state=args.seed,
-    )
+    flags = {"n_factors": args.factors, "epochs": args.epochs, "batch_size": args.batch_size,
+             "optimizer": args.optimizer, "learning_rate": args.lr, "reg": args.reg, "biases": args.biases}  # fmt: skip
+    overrides = {name: value for name, value in flags.items() if value is not None}
+    return npmf.MatrixFactorization.from_preset(args.preset, **overrides, random_state=args.seed)
 
 
 def cmd_train(args):
@@ -96,7 +107,7 @@ def cmd_train(args):
     df = load_data(args)
     train, test = npmf.train_test_split(df, test_size=args.test_size, random_state=args.seed)
     log = not (args.quiet or args.json)
-    epochs = args.epochs
+    epochs = model.epochs
 
     def on_epoch(epoch, seconds, loss):
         if log:
@@ -129,6 +140,45 @@ def cmd_train(args):
         if args.save:
             print(f"model saved to {args.save}")
     return 0
+
+
+def cmd_cv(args):
+    import npmf
+
+    model = model_from_args(args)
+    model._check_params()  # bad options fail before any data is read
+    if args.data.startswith("ml-"):
+        splits = None if args.splits is None else [s.strip() for s in args.splits.split(",") if s.strip()]
+        folds = npmf.load_movielens_folds(args.data, splits=splits)
+    else:
+        if args.splits is not None:
+            raise UserError("--splits names MovieLens' own splits; for a ratings file use --folds N")
+        folds = npmf.split.kfold(npmf.read_ratings(args.data, sep=args.sep), args.folds, random_state=args.seed)
+    table = npmf.cross_validate(model, folds, clip=True if args.clip else None, verbose=not args.json)
+    if args.json:
+        per_fold = table.drop(index=["mean", "std"])
+        print(
+            json.dumps(
+                {
+                    "data": args.data,
+                    "preset": args.preset,
+                    "params": model.get_params(),
+                    "folds": [{"fold": int(k), **_floats(row)} for k, row in per_fold.iterrows()],
+                    "mean": _floats(table.loc["mean"]),
+                    "std": _floats(table.loc["std"]),
+                }
+            )
+        )
+    else:
+        shown = table.copy()
+        shown[["n_train", "n_test"]] = shown[["n_train", "n_test"]].round().astype(int)
+        print(shown.drop(index="std").to_string(float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+def _floats(row):
+    """A table row as JSON numbers: counts as ints when whole, the rest as floats."""
+    return {k: int(v) if k.startswith("n_") and float(v).is_integer() else float(v) for k, v in row.items()}
 
 
 def cmd_recommend(args):
