@@ -5,7 +5,7 @@ the tests hold the two equal to 1e-12 in float64. It walks a shuffled
 permutation of the ratings in minibatches of ``batch_size`` (the last one may be
 smaller), computes the residuals and the gradients of
 :mod:`npmf.gradients` with the parameters as they were before the step, then
-applies one of three updates.
+applies one of three updates. ``docs/derivation.md`` (section 4) derives them.
 
 Adam, as Keras 3 writes it (``keras/src/optimizers/adam.py``), at step
 :math:`t = 1, 2, \dots` counted over the whole fit:
