@@ -62,6 +62,10 @@ def test_the_document_cites_the_code_of_every_section():
     assert len(sections) >= 5
     for section in sections:
         assert references(section), f"section '{section.splitlines()[0]}' cites no code"
+    # Every numbered (sub)section that shows an equation names the code that implements it.
+    for part in re.split(r"\n##+ (?=\d)", text)[1:]:
+        if "$$" in part:
+            assert references(part), f"section '{part.splitlines()[0]}' has an equation but cites no code"
     cited = {(p, n) for p, n, _, _ in references(text)}
     for needed in ["predict", "loss", "gradients", "adam_step_sizes", "adam_update", "epoch_numpy", "_epoch"]:
         assert any(n == needed for _, n in cited), f"{needed} is not cited"
