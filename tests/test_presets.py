@@ -1,0 +1,48 @@
+"""Presets: every one is a valid, complete parameter set, reachable by name."""
+
+import pytest
+
+import npmf
+from npmf.presets import PRESETS, get_preset
+
+
+def test_seed_is_the_keras_recipe():
+    assert npmf.MatrixFactorization.from_preset("seed").get_params() == npmf.MatrixFactorization().get_params()
+
+
+def test_accurate_exists_with_biases_and_reg():
+    params = get_preset("accurate")
+    assert params["biases"] is True and params["reg"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_parameter_set(name):
+    params = get_preset(name)
+    names = set(npmf.MatrixFactorization().get_params())
+    assert set(params) <= names
+    # Presets describe the model, not the run: no seed, threads or early stopping.
+    assert not set(params) & {"random_state", "n_threads", "verbose", "early_stopping_patience"}
+    model = npmf.MatrixFactorization.from_preset(name)
+    model._check_params()
+    assert {k: v for k, v in model.get_params().items() if k in params} == params
+
+
+def test_preset_is_a_copy_and_overrides_apply():
+    get_preset("accurate")["n_factors"] = -1
+    assert get_preset("accurate")["n_factors"] > 0
+    model = npmf.MatrixFactorization.from_preset("accurate", epochs=3, random_state=7)
+    assert (model.epochs, model.random_state) == (3, 7)
+    assert model.n_factors == get_preset("accurate")["n_factors"]
+
+
+def test_accurate_fits_and_predicts_on_a_half_star_scale():
+    users, items = [1, 1, 2, 2, 3, 3, 4], [10, 11, 10, 12, 11, 12, 10]
+    ratings = [0.5, 4.5, 1.0, 3.5, 5.0, 2.5, 4.0]
+    model = npmf.MatrixFactorization.from_preset("accurate", epochs=2, random_state=0)
+    pred = model.fit(users, items, ratings).predict([1, 99], [12, 10], clip=True)
+    assert ((pred >= 0.5) & (pred <= 5.0)).all()
+
+
+def test_unknown_preset_names_the_available_ones():
+    with pytest.raises(ValueError, match="unknown preset 'best'.*seed.*accurate"):
+        npmf.MatrixFactorization.from_preset("best")
