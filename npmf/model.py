@@ -1,11 +1,12 @@
 r"""The estimator: :class:`MatrixFactorization`."""
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from . import _kernels, optimizers
+from . import _kernels, _parallel, optimizers
 from ._estimator import BaseEstimator
 from ._ranking import RankingMixin
 from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
@@ -295,7 +296,12 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         n_batches = -(-n // bs)
         mu = self.global_mean_ if config["fit_bias"] else 0.0
         params = self._params()
-        grads = [np.zeros_like(p) for p in params]
+        _warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), n_batches)
+        # lazy_adam and sgd on many ratings: block-scheduled epochs on all cores (npmf.blocks).
+        blocks = None
+        if _parallel.use_blocks(config, n):
+            blocks = _parallel.BlockEpochs(u, i, r, len(params[0]), len(params[1]), config)
+        grads = None if blocks else [np.zeros_like(p) for p in params]
         if val is not None:
             self.history_.setdefault("val_loss", [])
             self.history_.setdefault("val_rmse", [])
@@ -305,11 +311,15 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         for epoch in range(epochs):
             start = time.perf_counter()
             snapshot = [p.copy() for p in params]
-            perm = self._rng.permutation(n)
-            alphas = optimizers.adam_step_sizes(
-                self.n_steps_, n_batches, config["learning_rate"], config["beta_1"], config["beta_2"]
-            )
-            total = _kernels.epoch_numba(u, i, r, perm, bs, mu, params, self._m, self._v, alphas, config, grads)
+            if blocks:
+                total, steps = blocks.run(self._rng, mu, params, self._m, self._v, self.n_steps_)
+            else:
+                perm = self._rng.permutation(n)
+                alphas = optimizers.adam_step_sizes(
+                    self.n_steps_, n_batches, config["learning_rate"], config["beta_1"], config["beta_2"]
+                )
+                total = _kernels.epoch_numba(u, i, r, perm, bs, mu, params, self._m, self._v, alphas, config, grads)
+                steps = n_batches
             loss = total / n
             if not np.isfinite(loss):
                 for p, old in zip(params, snapshot):
@@ -319,7 +329,7 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
                     f"learning_rate={config['learning_rate']} is too large for this data, try a smaller one. "
                     f"The model keeps the weights of the last finite epoch."
                 )
-            self.n_steps_ += n_batches
+            self.n_steps_ += steps
             seconds = time.perf_counter() - start
             self.history_["loss"].append(loss)
             self.history_["seconds"].append(seconds)
@@ -414,6 +424,28 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
     def load(cls, path):
         """Load a model written by :meth:`save`; it predicts identically."""
         return load_estimator(cls, path)
+
+
+# Dense Adam moves every parameter at every step. Above this many parameter
+# updates per epoch (about a minute per epoch on one core at ~2e8 updates/s,
+# the speed of the dense loop, which streams W, m, v and g) it warns.
+DENSE_ADAM_WARN_UPDATES = 1e10
+
+
+def _warn_if_dense_adam_is_slow(config, n_rows, n_batches):
+    """Warn when dense Adam's (M + N) k updates per step, times the steps per epoch, are enormous."""
+    if config["optimizer"] != "adam":
+        return
+    per_step = n_rows * (config["n_factors"] + config["fit_bias"])
+    if per_step * n_batches > DENSE_ADAM_WARN_UPDATES:
+        warnings.warn(
+            f"optimizer='adam' is dense: it updates all {per_step:,} parameters at each of the {n_batches:,} "
+            f"steps of an epoch ({per_step * n_batches:.1e} updates per epoch), which will be very slow. "
+            "Use optimizer='lazy_adam', which updates only the rows in each batch and runs on all cores "
+            "(or at least a larger batch_size).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _sorted_if_possible(ids):
