@@ -13,7 +13,8 @@ def _problem(seed=0, M=30, N=20, n=900, k=4):
     rng = np.random.default_rng(seed)
     u, i = rng.integers(0, M, n), rng.integers(0, N, n)
     r = rng.integers(1, 6, n).astype(float)
-    params = [rng.uniform(-0.5, 0.5, (M, k)), rng.uniform(-0.5, 0.5, (N, k)), rng.normal(0, 0.1, M), rng.normal(0, 0.1, N)]
+    params = [rng.uniform(-0.5, 0.5, (M, k)), rng.uniform(-0.5, 0.5, (N, k))]
+    params += [rng.normal(0, 0.1, M), rng.normal(0, 0.1, N)]
     return u, i, r, params
 
 
