@@ -78,7 +78,9 @@ def _add_model_args(p):
     p.add_argument("--optimizer", help="adam (Keras-exact), lazy_adam or sgd (default: the preset's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
     p.add_argument("--reg", type=float, help="L2 strength per occurrence (default: the preset's)")
-    p.add_argument("--biases", action=argparse.BooleanOptionalAction, help="user and item biases (default: preset)")
+    p.add_argument(
+        "--biases", action=argparse.BooleanOptionalAction, help="learn user and item biases (default: the preset's)"
+    )
 
 
 def load_data(args):
