@@ -1,0 +1,268 @@
+"""Scale: seconds per epoch, million ratings per second and peak memory on MovieLens-shaped data.
+
+Data come from :func:`npmf.datasets.make_ratings` in the shapes of ML-1M,
+ML-10M and ML-25M (no MovieLens file is read or needed). Every configuration
+runs in its own subprocess, so its peak RSS (VmHWM) is its own; all
+run in one invocation, so the ratios between them are taken under the same
+machine load. Methods:
+
+* ``lazy_adam`` and ``sgd``: ``MatrixFactorization.fit`` (block-scheduled
+  kernels on ``--threads`` threads); seconds per epoch from ``history_``.
+* ``serial``: the same fit forced onto the serial single-thread kernel
+  (``lazy_adam``), the straightforward implementation the blocks replace.
+* ``lazy_adam_core`` and ``sgd_core``: the same epochs driven directly
+  (:class:`npmf._parallel.BlockEpochs` on the int32 codes), without the
+  estimator's id encoding, to separate the kernels' memory from ``fit``'s.
+* ``libmf``: LibMF from PyPI (``pip install libmf``), per-rating SGD in float32;
+  its seconds per epoch are ``(t(E epochs) - t(1 epoch)) / (E - 1)``, which
+  removes its setup. Skipped with one line when it is not installed.
+
+The memory bound compares peak RSS, less the RSS of the interpreter with
+npmf loaded and compiled, with the payload: the ratings as handed to ``fit``
+(int32 user, int32 item, float64 rating) plus parameters and Adam's two
+moments, ``(M + N)(k + 1)`` values each.
+
+Usage::
+
+    python benchmarks/scale.py                                   # ML-1M, ML-10M, ML-25M at k=32
+    python benchmarks/scale.py --sizes ml-25m --k 8,32,128
+    python benchmarks/scale.py --sizes ml-1m --k 8 --epochs 2   # a quick check
+
+Writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--out`` to change).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe, markdown  # noqa: E402
+
+SHAPES = {
+    "ml-1m": (6_040, 3_706, 1_000_209),
+    "ml-10m": (69_878, 10_677, 10_000_054),
+    "ml-25m": (162_541, 59_047, 25_000_095),
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="ml-1m,ml-10m,ml-25m")
+    ap.add_argument("--k", default="32", help="comma-separated factor counts, e.g. 8,32,128")
+    ap.add_argument("--methods", default="lazy_adam,sgd,libmf,serial,lazy_adam_core,sgd_core")
+    ap.add_argument("--serial-k", default="32", help="k values at which the slow serial baseline runs")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--lazy-batch", type=int, default=1024)
+    ap.add_argument("--sgd-batch", type=int, default=1)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_work(json.loads(args.worker))))
+        return
+    methods = args.methods.split(",")
+    if "libmf" in methods and not _has_libmf():
+        print("libmf not installed (pip install libmf): skipping it")
+        methods.remove("libmf")
+    info = describe(extra_packages=("libmf",))
+    records = []
+    with tempfile.TemporaryDirectory(prefix="npmf-scale-") as tmp:
+        for size in args.sizes.split(","):
+            data = _generate(size, Path(tmp))
+            for k in [int(x) for x in args.k.split(",")]:
+                for method in methods:
+                    if method == "serial" and str(k) not in args.serial_k.split(","):
+                        continue
+                    bs = args.lazy_batch if method in ("lazy_adam", "lazy_adam_core", "serial") else args.sgd_batch
+                    job = dict(size=size, k=k, method=method, data=str(data), threads=args.threads, batch_size=bs,
+                               dtype=args.dtype, epochs=args.epochs if method != "serial" else 2)  # fmt: skip
+                    rec = _run_worker(job)
+                    records.append(rec)
+                    print(_line(rec), flush=True)
+    info["load_avg_1_5_15_end"] = [round(x, 2) for x in os.getloadavg()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    run = {"machine": info, "args": {k: v for k, v in vars(args).items() if k != "worker"}, "records": records}
+    (out / "scale.json").write_text(json.dumps(run, indent=1) + "\n")
+    (out / "scale.md").write_text(_markdown(run))
+    print((out / "scale.md").read_text())
+
+
+def _has_libmf():
+    import importlib.util
+
+    return importlib.util.find_spec("libmf") is not None
+
+
+def _generate(size, folder):
+    from npmf.datasets import make_ratings
+
+    M, N, n = SHAPES[size]
+    start = time.perf_counter()
+    df = make_ratings(M, N, n, random_state=0)
+    print(f"{size}: generated {n:,} ratings ({M:,} x {N:,}) in {time.perf_counter() - start:.1f} s", flush=True)
+    path = folder / f"{size}.npz"
+    np.savez(path, u=df.user_id.to_numpy(), i=df.item_id.to_numpy(), r=df.rating.to_numpy(), M=M, N=N)
+    return path
+
+
+def _run_worker(job):
+    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {**job, "error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _rss_mb():
+    """Peak resident set of this process in MB.
+
+    VmHWM, not ``getrusage(...).ru_maxrss``: Linux carries ru_maxrss over from
+    the parent through fork and exec, so a worker started by a parent holding
+    25M ratings would report the parent's peak; VmHWM starts afresh at exec.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def _work(job):
+    """One configuration, in this (fresh) process."""
+    k, method, E = job["k"], job["method"], job["epochs"]
+    if method == "libmf":
+        with open(os.devnull, "w") as devnull:  # it prints its .so path on import
+            saved, sys.stdout = sys.stdout, devnull
+            try:
+                from libmf import mf
+            finally:
+                sys.stdout = saved
+        base = _rss_mb()
+        d = np.load(job["data"])
+        X = np.column_stack([d["u"], d["i"], d["r"]]).astype(np.float32)
+        n = len(X)
+        times = {}
+        for iters in (1, E):
+            model = mf.MF(k=k, nr_threads=job["threads"], nr_iters=iters, quiet=True)
+            start = time.perf_counter()
+            model.fit(X)
+            times[iters] = time.perf_counter() - start
+        seconds = [(times[E] - times[1]) / (E - 1)]
+        payload = n * 12 + (int(d["M"]) + int(d["N"])) * k * 4
+        loss = None
+    elif method.endswith("_core"):
+        from npmf import _parallel
+
+        opt = method[: -len("_core")]
+        config = dict(optimizer=opt, batch_size=job["batch_size"], n_threads=job["threads"], dtype=job["dtype"],
+                      learning_rate=0.005 if opt == "sgd" else 0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                      reg=0.02, fit_bias=True)  # fmt: skip
+        rng = np.random.default_rng(0)
+        tiny = np.arange(50) % 5
+        warm = [np.zeros((5, k), job["dtype"]), np.zeros((5, k), job["dtype"]), np.zeros(5, job["dtype"])]
+        warm = [warm[0], warm[1], warm[2], warm[2].copy()]
+        _parallel.BlockEpochs(tiny, tiny, np.ones(50), 5, 5, config).run(rng, 0.0, warm, warm, warm, 0)
+        base = _rss_mb()
+        d = np.load(job["data"])
+        u, i, r = d["u"], d["i"], d["r"]
+        M, N, n = int(d["M"]), int(d["N"]), len(r)
+        dt = job["dtype"]
+        params = [rng.uniform(-0.05, 0.05, (M, k)).astype(dt), rng.uniform(-0.05, 0.05, (N, k)).astype(dt)]
+        params += [np.zeros(M, dt), np.zeros(N, dt)]
+        m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+        trainer = _parallel.BlockEpochs(u, i, r, M, N, config)
+        seconds, loss, t = [], [], 0
+        for _ in range(E):
+            start = time.perf_counter()
+            total, steps = trainer.run(rng, float(r.mean()), params, m, v, t)
+            seconds.append(time.perf_counter() - start)
+            loss.append(total / n)
+            t += steps
+        seconds = seconds[1:] if E > 1 else seconds
+        payload = n * 16 + (M + N) * (k + 1) * np.dtype(dt).itemsize * 3
+    else:
+        import npmf
+        from npmf import _parallel
+
+        if method == "serial":
+            _parallel.BLOCK_MIN_RATINGS = 1 << 62
+        opt = "lazy_adam" if method == "serial" else method
+        kw = dict(n_factors=k, batch_size=job["batch_size"], optimizer=opt, biases=True, dtype=job["dtype"],
+                  n_threads=1 if method == "serial" else job["threads"], random_state=0,
+                  learning_rate=0.005 if opt == "sgd" else 0.002, reg=0.02)  # fmt: skip
+        warm = npmf.MatrixFactorization(**{**kw, "epochs": 1})  # load the compiled kernels before measuring
+        saved, _parallel.BLOCK_MIN_RATINGS = _parallel.BLOCK_MIN_RATINGS, 0 if method != "serial" else 1 << 62
+        warm.fit(np.arange(50) % 7, np.arange(50) % 5, np.ones(50))
+        _parallel.BLOCK_MIN_RATINGS = saved
+        base = _rss_mb()
+        d = np.load(job["data"])
+        u, i, r = d["u"], d["i"], d["r"]
+        n = len(r)
+        model = npmf.MatrixFactorization(**kw, epochs=E).fit(u, i, r)
+        seconds = model.history_["seconds"][1:] if E > 1 else model.history_["seconds"]
+        itemsize = np.dtype(job["dtype"]).itemsize
+        payload = n * 16 + (int(d["M"]) + int(d["N"])) * (k + 1) * itemsize * 3
+        loss = model.history_["loss"]
+    peak = _rss_mb()
+    s = statistics.median(seconds)
+    return {**{k_: v for k_, v in job.items() if k_ != "data"}, "n_ratings": n, "seconds_per_epoch": s,
+            "epoch_seconds": seconds, "mratings_per_s": n / s / 1e6, "peak_rss_mb": peak, "base_rss_mb": base,
+            "payload_mb": payload / 2**20, "rss_over_payload": (peak - base) / (payload / 2**20),
+            "loss": loss}  # fmt: skip
+
+
+def _line(rec):
+    if "error" in rec:
+        return f"{rec['size']} k={rec['k']} {rec['method']}: ERROR {rec['error']}"
+    return (
+        f"{rec['size']} k={rec['k']} {rec['method']:9s}: {rec['seconds_per_epoch']:.2f} s/epoch, "
+        f"{rec['mratings_per_s']:.2f} M ratings/s, peak RSS {rec['peak_rss_mb']:.0f} MB "
+        f"({rec['rss_over_payload']:.2f} x payload {rec['payload_mb']:.0f} MB)"
+    )
+
+
+def _markdown(run):
+    a = run["args"]
+    lines = [
+        "# Scale: MovieLens-shaped synthetic ratings",
+        "",
+        markdown(run["machine"]) + f" Load average at the end: {run['machine']['load_avg_1_5_15_end']}.",
+        "",
+        f"Threads {a['threads']}, dtype {a['dtype']}, lazy_adam batch {a['lazy_batch']}, sgd batch {a['sgd_batch']}, "
+        f"{a['epochs']} epochs (median of epochs after the first; serial: 1 timed epoch; LibMF: "
+        "(t(E) - t(1)) / (E - 1)). Memory: (peak RSS - RSS before loading data) / (ratings + parameters + "
+        "Adam state). Ratios are within this one run, under the same load.",
+        "",
+        "| data | k | method | s / epoch | M ratings / s | vs LibMF | peak RSS MB | RSS / payload |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    recs = [r for r in run["records"] if "error" not in r]
+    for r in recs:
+        lib = [x for x in recs if x["method"] == "libmf" and x["size"] == r["size"] and x["k"] == r["k"]]
+        vs = f"{r['mratings_per_s'] / lib[0]['mratings_per_s']:.2f}x" if lib else "-"
+        lines.append(
+            f"| {r['size']} | {r['k']} | {r['method']} | {r['seconds_per_epoch']:.2f} | {r['mratings_per_s']:.2f} "
+            f"| {vs} | {r['peak_rss_mb']:.0f} | {r['rss_over_payload']:.2f} |"
+        )
+    for r in run["records"]:
+        if "error" in r:
+            lines.append(f"| {r['size']} | {r['k']} | {r['method']} | error: {r['error']} | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
