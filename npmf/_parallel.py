@@ -25,12 +25,19 @@ Records are built from the public arrays when training starts (:meth:`pack`)
 and written back after every epoch (:meth:`unpack`).
 """
 
-import numba
-import numpy as np
-from numba import prange
+import os
 
-from . import blocks
-from .optimizers import adam_step_sizes
+# Set before numba first loads its OpenMP layer: threads that sleep at the
+# barriers between sub-epochs instead of spinning. On a shared or oversubscribed
+# machine spinning made two threads four times slower than one.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import prange  # noqa: E402
+
+from . import blocks  # noqa: E402
+from .optimizers import adam_step_sizes  # noqa: E402
 
 __all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
 
@@ -84,7 +91,7 @@ def _shuffle(u, i, r, start, stop, seed):
 
 
 @_jit
-def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
+def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps, mb, vb):
     """Apply the step to records ``rows[:n_rows]`` of ``X`` and clear their gradient segment.
 
     Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``,
@@ -141,6 +148,8 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 V[y, k] -= lr * (c * (e + reg * V[y, k]))
         return total
     rows_u = np.empty(bs, np.int64)
+    gw = np.empty(s, U.dtype)
+    gh = np.empty(s, U.dtype)
     rows_i = np.empty(bs, np.int64)
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
@@ -162,8 +171,13 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 sq += U[x, f] * U[x, f] + V[y, f] * V[y, f]
             total += e * e + reg * (sq + U[x, k] * U[x, k] + V[y, k] * V[y, k])
             for f in range(k):
-                U[x, s + f] += c * (e * V[y, f] + reg * U[x, f])
-                V[y, s + f] += c * (e * U[x, f] + reg * V[y, f])
+                gw[f] = e * V[y, f] + reg * U[x, f]
+                gh[f] = e * U[x, f] + reg * V[y, f]
+            # Through scratch rows, for the same reason as in _step_rows.
+            for f in range(k):
+                U[x, s + f] += c * gw[f]
+            for f in range(k):
+                V[y, s + f] += c * gh[f]
             if fit_bias:
                 U[x, s + k] += c * (e + reg * U[x, k])
                 V[y, s + k] += c * (e + reg * V[y, k])
@@ -176,8 +190,8 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 rows_i[ni] = y
                 ni += 1
         alpha = alphas[batch0 + b]
-        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps)
-        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps)
+        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps, gw, gh)
+        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps, gw, gh)
     return total
 
 
@@ -275,7 +289,9 @@ class BlockEpochs:
         if self.records is None:
             self.pack(params, m, v)
         seeds = rng.integers(0, 2**63, size=self.P * self.P, dtype=np.uint64)
-        alphas = adam_step_sizes(t0, self.n_batches, c["learning_rate"], c["beta_1"], c["beta_2"]).astype(self.dtype)
+        # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
+        n_alphas = self.n_batches if self.lazy else 1
+        alphas = adam_step_sizes(t0, n_alphas, c["learning_rate"], c["beta_1"], c["beta_2"]).astype(self.dtype)
         totals = np.zeros(self.P * self.P)
         tmps = np.zeros((self.P, 1), self.dtype)
         previous = numba.get_num_threads()
