@@ -80,6 +80,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="npmf-scale-") as tmp:
         for size in args.sizes.split(","):
             data = _generate(size, Path(tmp))
+            if size in ("ml-1m", "ml-10m"):  # the sizes GroupLens ships in the "::" format
+                records.append(_time_read(size, data, Path(tmp)))
+                print(f"{size}: read_ratings on the '::' file: {records[-1]['seconds_per_million_lines']:.2f} s "
+                      "per million lines", flush=True)  # fmt: skip
             for k in [int(x) for x in args.k.split(",")]:
                 for method in methods:
                     if method == "serial" and str(k) not in args.serial_k.split(","):
@@ -115,6 +119,27 @@ def _generate(size, folder):
     path = folder / f"{size}.npz"
     np.savez(path, u=df.user_id.to_numpy(), i=df.item_id.to_numpy(), r=df.rating.to_numpy(), M=M, N=N)
     return path
+
+
+def _time_read(size, data, folder):
+    """Write the ratings as MovieLens 1M/10M do (``user::item::rating::timestamp``) and time read_ratings."""
+    import pandas as pd
+
+    from npmf.datasets import read_ratings
+
+    d = np.load(data)
+    n = len(d["r"])
+    blank = np.full(n, "", object)
+    cols = {"u": d["u"] + 1, "a": blank, "i": d["i"] + 1, "b": blank, "r": d["r"].astype(np.int64), "c": blank,
+            "t": 978300760 + np.arange(n)}  # fmt: skip
+    path = folder / f"{size}-ratings.dat"
+    pd.DataFrame(cols).to_csv(path, sep=":", header=False, index=False)
+    start = time.perf_counter()
+    df = read_ratings(path)
+    seconds = time.perf_counter() - start
+    assert len(df) == n and (df.user_id.to_numpy() == d["u"] + 1).all()
+    return {"size": size, "method": "read_ratings '::'", "n_lines": n, "read_seconds": seconds,
+            "seconds_per_million_lines": seconds / n * 1e6}  # fmt: skip
 
 
 def _run_worker(job):
@@ -250,7 +275,7 @@ def _markdown(run):
         "| data | k | method | s / epoch | M ratings / s | vs LibMF | peak RSS MB | RSS / payload |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    recs = [r for r in run["records"] if "error" not in r]
+    recs = [r for r in run["records"] if "error" not in r and "read_seconds" not in r]
     for r in recs:
         lib = [x for x in recs if x["method"] == "libmf" and x["size"] == r["size"] and x["k"] == r["k"]]
         vs = f"{r['mratings_per_s'] / lib[0]['mratings_per_s']:.2f}x" if lib else "-"
@@ -258,6 +283,14 @@ def _markdown(run):
             f"| {r['size']} | {r['k']} | {r['method']} | {r['seconds_per_epoch']:.2f} | {r['mratings_per_s']:.2f} "
             f"| {vs} | {r['peak_rss_mb']:.0f} | {r['rss_over_payload']:.2f} |"
         )
+    reads = [r for r in run["records"] if "read_seconds" in r]
+    if reads:
+        lines.append("")
+        lines += [
+            f"`read_ratings` on a generated {r['size']} file in the `::` format: {r['n_lines']:,} lines in "
+            f"{r['read_seconds']:.2f} s ({r['seconds_per_million_lines']:.2f} s per million lines)."
+            for r in reads
+        ]
     for r in run["records"]:
         if "error" in r:
             lines.append(f"| {r['size']} | {r['k']} | {r['method']} | error: {r['error']} | | | | |")
