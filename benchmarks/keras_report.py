@@ -203,7 +203,9 @@ def _experiment_md(exp):
             else f"npmf `{r['variant']}`"
         )
         ref = fastest[r["batch_size"]]
-        ratio = f"{ref['median_epoch_seconds'] / r['median_epoch_seconds']:.0f}x (vs {ref['variant']})" if ref else "-"
+        ratio = (
+            f"{_times(ref['median_epoch_seconds'] / r['median_epoch_seconds'])} (vs {ref['variant']})" if ref else "-"
+        )
         lines.append(
             f"| {name} | {r['dtype']} | {r['batch_size']} | {r['median_epoch_seconds']:.4f} "
             f"| {r['median_fit_seconds']:.2f} | {r['final_loss']:.4f} "
@@ -246,6 +248,10 @@ def _experiment_md(exp):
     return lines
 
 
+def _times(ratio):
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
 def plot(data, path):
     """Loss curves on a log axis, one panel per batch size; Keras' band spans its seeds."""
     import matplotlib
@@ -272,7 +278,14 @@ def plot(data, path):
                 ax.fill_between(epochs, losses.min(0), losses.max(0), color=line.get_color(), alpha=0.2)
             else:
                 color, ls = styles.get(row["variant"], (None, "-"))
-                ax.plot(epochs, losses.mean(0), color=color, ls=ls, lw=1.5, label=f"npmf {row['variant']}")
+                ax.plot(
+                    epochs,
+                    losses.mean(0),
+                    color=color,
+                    ls=ls,
+                    lw=1.5,
+                    label=f"npmf {row['variant']}, mean of {len(runs)} seeds",
+                )
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("training loss (MSE)")
