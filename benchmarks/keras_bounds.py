@@ -1,0 +1,124 @@
+"""What bounds one npmf epoch at batch 32 on MovieLens-100k: its parts, timed apart.
+
+``keras_compare.py`` measures whole epochs; this splits one into what it is
+made of, to show where the time goes and how far each part is from its floor::
+
+    python benchmarks/keras_bounds.py
+
+Parts (medians of ``--repeats`` epochs, same split and seed as the comparison):
+
+- ``shuffle``: the epoch's permutation and the gather of (user, item, rating) in
+  visiting order, done in NumPy before the kernel;
+- ``errors and gradients``: the kernel with SGD at learning rate 0, i.e. the
+  residuals, loss and per-row gradients of every minibatch, and nothing else;
+- ``dense Adam update``: Keras' Adam applied to all (M + N)k factors once per
+  minibatch, the part that makes ``adam`` O((M + N)k) per step. Also timed with
+  the same arithmetic in float32, which halves the bytes and doubles the SIMD
+  lanes for the square root and the division that dominate it.
+"""
+
+import argparse
+import time
+
+import numba
+import numpy as np
+
+import npmf
+from npmf import _kernels, optimizers
+
+
+@numba.njit(cache=True)
+def _dense_adam_steps(p, g, m, v, alphas, beta_1, beta_2, epsilon):
+    for alpha in alphas:
+        _kernels._adam_dense(p, g, m, v, alpha, beta_1, beta_2, epsilon)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _dense_adam_steps_f32(p, g, m, v, alphas, beta_1, beta_2, epsilon):
+    # The same update with float32 constants, so nothing is promoted to float64.
+    c1, c2, eps = np.float32(1.0 - beta_1), np.float32(1.0 - beta_2), np.float32(epsilon)
+    for s in range(alphas.shape[0]):
+        alpha = np.float32(alphas[s])
+        for j in range(p.shape[0]):
+            gj = g[j]
+            mj = m[j] + (gj - m[j]) * c1
+            vj = v[j] + (gj * gj - v[j]) * c2
+            m[j] = mj
+            v[j] = vj
+            p[j] -= (mj * alpha) / (np.sqrt(vj) + eps)
+
+
+def _median_seconds(fn, repeats):
+    fn()  # compile or load from cache
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def profile(seed=0, batch_size=32, repeats=20):
+    """Median seconds of each part of one epoch; a dict of name -> seconds."""
+    df = npmf.load_movielens("ml-100k")
+    train, _ = npmf.train_test_split(df, test_size=0.2, random_state=seed)
+    out = {}
+    for optimizer in ("adam", "lazy_adam"):
+        model = npmf.MatrixFactorization(optimizer=optimizer, epochs=repeats, batch_size=batch_size, random_state=seed)
+        model.fit(train.user_id, train.item_id, train.rating)
+        out[f"whole epoch, {optimizer}"] = float(np.median(model.history_["seconds"]))
+
+    u = model._codes(model.user_ids_, train.user_id.to_numpy())
+    i = model._codes(model.item_ids_, train.item_id.to_numpy())
+    r = train.rating.to_numpy(np.float64)
+    n, rng = len(r), np.random.default_rng(seed)
+    n_batches = -(-n // batch_size)
+    alphas = optimizers.adam_step_sizes(0, n_batches, 0.001, 0.9, 0.999)
+
+    def shuffle():
+        perm = rng.permutation(n)
+        return u[perm], i[perm], r[perm]
+
+    out["shuffle (permutation and gather)"] = _median_seconds(shuffle, repeats)
+
+    params = [p.copy() for p in model._params()]
+    zeros = [np.zeros_like(p) for p in params]
+    config = {**model._check_params(), "optimizer": "sgd", "learning_rate": 0.0}
+    perm = np.arange(n)
+    out["errors and gradients (SGD, rate 0)"] = _median_seconds(
+        lambda: _kernels.epoch_numba(u, i, r, perm, batch_size, 0.0, params, zeros, zeros, alphas, config), repeats
+    )
+
+    size = params[0].size + params[1].size
+    out[f"dense Adam update alone, float64 ({size} factors x {n_batches} steps)"] = _time_dense(
+        _dense_adam_steps, size, np.float64, alphas, repeats
+    )
+    out["dense Adam update alone, float32 arithmetic"] = _time_dense(
+        _dense_adam_steps_f32, size, np.float32, alphas, repeats
+    )
+    return out
+
+
+def _time_dense(steps, size, dtype, alphas, repeats):
+    rng = np.random.default_rng(0)
+    p = rng.uniform(-0.05, 0.05, size).astype(dtype)
+    g = np.zeros(size, dtype)  # most rows get no gradient in a step; the arithmetic is the same
+    m = np.zeros(size, dtype)
+    v = rng.uniform(0, 1e-3, size).astype(dtype)
+    return _median_seconds(lambda: steps(p, g, m, v, alphas, 0.9, 0.999, 1e-7), repeats)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20, help="epochs timed per part (default 20)")
+    args = parser.parse_args(argv)
+    import os
+
+    load = os.getloadavg()[0]
+    for name, seconds in profile(repeats=args.repeats).items():
+        print(f"| {name} | {seconds * 1e3:.1f} ms |")
+    print(f"(1-minute load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()
