@@ -96,7 +96,7 @@ def _shuffle(u, i, r, start, stop, seed):
 
 
 @_jit
-def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps, mb, vb):
+def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
     """Apply the step to records ``rows[:n_rows]`` of ``X`` and clear their gradient segment.
 
     Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``,
@@ -178,7 +178,8 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
             for f in range(k):
                 gw[f] = e * V[y, f] + reg * U[x, f]
                 gh[f] = e * U[x, f] + reg * V[y, f]
-            # Through scratch rows, for the same reason as in _step_rows.
+            # Through scratch rows: one loop that reads one segment of a record and
+            # writes another does not vectorise (LLVM cannot rule out overlap); these do.
             for f in range(k):
                 U[x, s + f] += c * gw[f]
             for f in range(k):
@@ -195,8 +196,8 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 rows_i[ni] = y
                 ni += 1
         alpha = alphas[batch0 + b]
-        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps, gw, gh)
-        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps, gw, gh)
+        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps)
+        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps)
     return total
 
 
