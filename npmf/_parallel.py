@@ -195,7 +195,7 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 stamp_i[y] = tag
                 rows_i[ni] = y
                 ni += 1
-        alpha = alphas[batch0 + b]
+        alpha = alphas[batch0 + b] if lazy else alphas[0]  # SGD gets no step sizes
         _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps)
         _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps)
     return total
@@ -303,12 +303,15 @@ class BlockEpochs:
         previous = numba.get_num_threads()
         numba.set_num_threads(max(1, min(c["n_threads"], numba.config.NUMBA_NUM_THREADS)))
         try:
-            total = _epoch_blocks(
-                self.u, self.i, self.r, self.offsets, self.first, self.P, seeds, int(t0), *self.records,
-                self.stamp_u, self.stamp_i, alphas, dt(mu), int(c["batch_size"]), self.lazy, bool(c["fit_bias"]),
-                dt(c["learning_rate"]), dt(1.0 - c["beta_1"]), dt(1.0 - c["beta_2"]), dt(c["epsilon"]),
-                dt(c["reg"]), totals, tmps,
-            )  # fmt: skip
+            # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
+            # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
+            with np.errstate(over="ignore"):
+                total = _epoch_blocks(
+                    self.u, self.i, self.r, self.offsets, self.first, self.P, seeds, int(t0), *self.records,
+                    self.stamp_u, self.stamp_i, alphas, dt(mu), int(c["batch_size"]), self.lazy, bool(c["fit_bias"]),
+                    dt(c["learning_rate"]), dt(1.0 - c["beta_1"]), dt(1.0 - c["beta_2"]), dt(c["epsilon"]),
+                    dt(c["reg"]), totals, tmps,
+                )  # fmt: skip
         finally:
             numba.set_num_threads(previous)
         self.unpack(params, m, v)
