@@ -163,3 +163,17 @@ def test_dense_adam_warns_and_points_to_lazy_adam(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         MatrixFactorization(epochs=1, optimizer="lazy_adam", random_state=0).fit(df.user_id, df.item_id, df.rating)
+
+
+def test_partial_fit_and_save_carry_the_block_state(always_blocks, tmp_path):
+    df = make_ratings(200, 100, 5000, random_state=2)
+    model = MatrixFactorization(n_factors=4, epochs=2, batch_size=64, optimizer="lazy_adam", learning_rate=0.01,
+                                random_state=0).fit(df.user_id, df.item_id, df.rating)  # fmt: skip
+    assert all(np.abs(m).sum() > 0 for m in model._m[:2])  # moments written back from the records
+    model.save(tmp_path / "m.npz")
+    loaded = MatrixFactorization.load(tmp_path / "m.npz")
+    steps = model.n_steps_
+    for m in (model, loaded):
+        m.partial_fit(df.user_id, df.item_id, df.rating, epochs=1)
+    assert model.n_steps_ > steps
+    np.testing.assert_array_equal(model.user_factors_, loaded.user_factors_)
