@@ -28,24 +28,9 @@ from npmf import _kernels, optimizers
 
 
 @numba.njit(cache=True)
-def _dense_adam_steps(p, g, m, v, alphas, beta_1, beta_2, epsilon):
-    for alpha in alphas:
-        _kernels._adam_dense(p, g, m, v, alpha, beta_1, beta_2, epsilon)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _dense_adam_steps_f32(p, g, m, v, alphas, beta_1, beta_2, epsilon):
-    # The same update with float32 constants, so nothing is promoted to float64.
-    c1, c2, eps = np.float32(1.0 - beta_1), np.float32(1.0 - beta_2), np.float32(epsilon)
+def _dense_adam_steps(p, g, m, v, alphas, c1, c2, epsilon):
     for s in range(alphas.shape[0]):
-        alpha = np.float32(alphas[s])
-        for j in range(p.shape[0]):
-            gj = g[j]
-            mj = m[j] + (gj - m[j]) * c1
-            vj = v[j] + (gj * gj - v[j]) * c2
-            m[j] = mj
-            v[j] = vj
-            p[j] -= (mj * alpha) / (np.sqrt(vj) + eps)
+        _kernels._adam_dense(p, g, m, v, alphas[s], c1, c2, epsilon)
 
 
 def _median_seconds(fn, repeats):
@@ -91,21 +76,21 @@ def profile(seed=0, batch_size=32, repeats=20):
 
     size = params[0].size + params[1].size
     out[f"dense Adam update alone, float64 ({size} factors x {n_batches} steps)"] = _time_dense(
-        _dense_adam_steps, size, np.float64, alphas, repeats
+        size, np.float64, alphas, repeats
     )
-    out["dense Adam update alone, float32 arithmetic"] = _time_dense(
-        _dense_adam_steps_f32, size, np.float32, alphas, repeats
-    )
+    out["dense Adam update alone, float32 arithmetic"] = _time_dense(size, np.float32, alphas, repeats)
     return out
 
 
-def _time_dense(steps, size, dtype, alphas, repeats):
+def _time_dense(size, dtype, alphas, repeats):
     rng = np.random.default_rng(0)
     p = rng.uniform(-0.05, 0.05, size).astype(dtype)
     g = np.zeros(size, dtype)  # most rows get no gradient in a step; the arithmetic is the same
     m = np.zeros(size, dtype)
     v = rng.uniform(0, 1e-3, size).astype(dtype)
-    return _median_seconds(lambda: steps(p, g, m, v, alphas, 0.9, 0.999, 1e-7), repeats)
+    ft = np.dtype(dtype).type  # scalars in the arrays' dtype, as npmf._kernels.epoch_numba passes them
+    a = alphas.astype(dtype)
+    return _median_seconds(lambda: _dense_adam_steps(p, g, m, v, a, ft(0.1), ft(1.0 - 0.999), ft(1e-7)), repeats)
 
 
 def main(argv=None):

@@ -23,13 +23,15 @@ _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 
 
 @_jit
-def _adam_dense(p, g, m, v, alpha, beta_1, beta_2, epsilon):
+def _adam_dense(p, g, m, v, alpha, c1, c2, epsilon):
     """Keras' Adam on every element of the flat arrays ``p, g, m, v``.
 
     The cost of dense Adam is this loop, run on all (M + N)k parameters at every
     step. It is kept branch-free over contiguous memory so LLVM vectorises it.
+    ``c1 = 1 - beta_1`` and ``c2 = 1 - beta_2``; every scalar comes in ``p``'s
+    dtype, so float32 factors are updated in float32 arithmetic (twice the
+    vector width), not promoted to float64 and rounded back.
     """
-    c1, c2 = 1.0 - beta_1, 1.0 - beta_2
     for j in range(p.shape[0]):
         gj = g[j]
         mj = m[j] + (gj - m[j]) * c1
@@ -40,9 +42,8 @@ def _adam_dense(p, g, m, v, alpha, beta_1, beta_2, epsilon):
 
 
 @_jit
-def _adam_rows(p, g, m, v, rows, n_rows, alpha, beta_1, beta_2, epsilon):
+def _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon):
     """Keras' Adam on rows ``rows[:n_rows]`` of the 2-D arrays ``p, g, m, v``."""
-    c1, c2 = 1.0 - beta_1, 1.0 - beta_2
     for a in range(n_rows):
         row = rows[a]
         for f in range(p.shape[1]):
@@ -69,20 +70,20 @@ def _zero_rows(g, rows, n_rows):
 
 
 @_jit
-def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, beta_1, beta_2, epsilon):
+def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
     """Apply one optimiser step to ``p`` (2-D) and clear the gradient rows used."""
     if opt == _ADAM:
         n = p.size
-        _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, beta_1, beta_2, epsilon)
+        _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, c1, c2, epsilon)
     elif opt == _LAZY:
-        _adam_rows(p, g, m, v, rows, n_rows, alpha, beta_1, beta_2, epsilon)
+        _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
     _zero_rows(g, rows, n_rows)
 
 
 @_jit
-def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, beta_1, beta_2, epsilon, reg, fit_bias):
+def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias):
     """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
 
     ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
@@ -131,11 +132,11 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, beta
                 ni += 1
         # Pass 2: the step, with every gradient taken at the old parameters.
         alpha = alphas[b]
-        _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, beta_1, beta_2, epsilon)
-        _update(opt, H, gH, m[1], v[1], rows_i, ni, alpha, lr, beta_1, beta_2, epsilon)
+        _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, c1, c2, epsilon)
+        _update(opt, H, gH, m[1], v[1], rows_i, ni, alpha, lr, c1, c2, epsilon)
         if fit_bias:
-            _update(opt, bu, gbu, m[2], v[2], rows_u, nu, alpha, lr, beta_1, beta_2, epsilon)
-            _update(opt, bi, gbi, m[3], v[3], rows_i, ni, alpha, lr, beta_1, beta_2, epsilon)
+            _update(opt, bu, gbu, m[2], v[2], rows_u, nu, alpha, lr, c1, c2, epsilon)
+            _update(opt, bi, gbi, m[3], v[3], rows_i, ni, alpha, lr, c1, c2, epsilon)
         else:
             _zero_rows(gbu, rows_u, nu)
             _zero_rows(gbi, rows_i, ni)
@@ -157,6 +158,8 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     if grads is None:
         grads = [np.zeros_like(p) for p in params]
     cols = [_col(a) for a in (bu, bi)]
+    # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
+    ft = W.dtype.type
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
     return _epoch(
@@ -171,12 +174,12 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
         (m[0], m[1], _col(m[2]), _col(m[3])),
         (v[0], v[1], _col(v[2]), _col(v[3])),
         (grads[0], grads[1], _col(grads[2]), _col(grads[3])),
-        alphas,
+        alphas.astype(W.dtype, copy=False),
         OPTIMIZER_CODES[config["optimizer"]],
-        float(config["learning_rate"]),
-        float(config["beta_1"]),
-        float(config["beta_2"]),
-        float(config["epsilon"]),
+        ft(config["learning_rate"]),
+        ft(1.0 - config["beta_1"]),
+        ft(1.0 - config["beta_2"]),
+        ft(config["epsilon"]),
         float(config["reg"]),
         bool(config["fit_bias"]),
     )

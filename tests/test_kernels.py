@@ -82,7 +82,7 @@ def test_one_dense_adam_step_is_the_textbook_update():
     from npmf._kernels import _adam_dense
 
     p2, m2, v2 = p.copy(), m.copy(), v.copy()
-    _adam_dense(p2, g, m2, v2, alpha, b1, b2, eps)
+    _adam_dense(p2, g, m2, v2, alpha, 1.0 - b1, 1.0 - b2, eps)
     np.testing.assert_array_equal(p2, p1)
 
 
