@@ -74,7 +74,7 @@ def check_triples(users, items, ratings=None):
     ratings = arrays["ratings"]
     if ratings.dtype.kind not in "biuf":
         raise ValueError(f"ratings must be numeric; got values of dtype {ratings.dtype} (e.g. {ratings[0]!r})")
-    ratings = ratings.astype(np.float64)
+    ratings = ratings.astype(np.float64, copy=False)
     bad = ~np.isfinite(ratings)
     if bad.any():
         j = int(np.flatnonzero(bad)[0])

@@ -240,14 +240,18 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         return self
 
     def _encode_growing(self, users, items, config):
-        """Codes of ``users``/``items``, appending new ids (and new rows) as needed."""
+        """int32 codes of ``users``/``items``, appending new ids (and new rows) as needed.
+
+        One hashing pass (``pd.factorize``) per column: the codes of tens of
+        millions of ratings are never copied or looked up twice.
+        """
         s, dt = config["init_scale"], config["dtype"]
         codes = []
         for q, (name, values) in enumerate((("user", users), ("item", items))):
+            first, uniques = _factorize(name, values)
             known = getattr(self, f"{name}_ids_")
-            new = pd.unique(values[~pd.Series(values).isin(known).to_numpy()])
+            new = uniques[~pd.Index(uniques).isin(known)]
             if len(new):
-                new = _sorted_if_possible(new)
                 setattr(self, f"{name}_ids_", np.concatenate([known, new]))
                 fresh = self._rng.uniform(-s, s, (len(new), config["n_factors"])).astype(dt)
                 factors = f"{name}_factors_"
@@ -257,7 +261,8 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
                     for block in (q, q + 2):
                         extra = np.zeros((len(new),) + state[block].shape[1:], dt)
                         state[block] = np.concatenate([state[block], extra])
-            codes.append(self._codes(getattr(self, f"{name}_ids_"), values))
+            lookup = self._codes(getattr(self, f"{name}_ids_"), uniques)
+            codes.append(lookup[first])
         self._remember_seen(*codes)
         return codes
 
@@ -455,9 +460,12 @@ def _warn_if_dense_adam_is_slow(config, n_rows, n_batches):
         )
 
 
-def _sorted_if_possible(ids):
-    """Sorted ids (as category codes would order them), or as given when their types don't compare."""
+def _factorize(name, values):
+    """Per-value codes into the distinct ids, sorted as category codes order them when the ids compare."""
     try:
-        return np.sort(ids)
-    except TypeError:
-        return ids
+        first, uniques = pd.factorize(values, sort=True)
+    except TypeError:  # ids of types that do not compare: keep their order of appearance
+        first, uniques = pd.factorize(values)
+    if len(first) and first.min() < 0:
+        raise ValueError(f"{name}s contain missing ids (NaN or None) at {int(np.sum(first < 0))} positions")
+    return first, np.asarray(uniques)

@@ -1,6 +1,7 @@
 """Bad input gets one clear error that names the argument and what is allowed."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from npmf import MatrixFactorization
@@ -103,3 +104,8 @@ def test_corrupt_and_foreign_model_files(tmp_path):
         MatrixFactorization.load(truncated)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         MatrixFactorization.load(tmp_path / "missing.npz")
+
+
+def test_missing_ids():
+    with pytest.raises(ValueError, match="users contain missing ids \\(NaN or None\\) at 1 positions"):
+        MatrixFactorization(epochs=1).fit(pd.Series([1, None, 3]), I, R)
