@@ -12,7 +12,7 @@ __all__ = ["cross_validate"]
 SCORES = ("rmse", "mae", "rounded_mae", "fit_seconds")
 
 
-def cross_validate(model, folds, clip=None, step=1.0, verbose=False):
+def cross_validate(model, folds, clip=None, step=None, verbose=False):
     """Per-fold and mean RMSE, MAE and rounded MAE of ``model`` over ``folds``.
 
     Each fold gets an unfitted copy of ``model`` (:func:`npmf.clone`), so the
@@ -32,8 +32,9 @@ def cross_validate(model, folds, clip=None, step=1.0, verbose=False):
         Clip the predictions before scoring: True to the range of ratings seen
         in each fold's training part, a pair to that range. None scores raw
         predictions, as the Keras recipe does.
-    step : float, default 1.0
-        Rating grid for ``rounded_mae`` (0.5 for half stars).
+    step : float or None, default None
+        Rating grid for ``rounded_mae`` (0.5 for half stars); None reads it
+        off each fold's training ratings (:func:`npmf.metrics.rating_step`).
     verbose : bool, default False
         Print one line per fold as it finishes.
 
@@ -69,7 +70,9 @@ def cross_validate(model, folds, clip=None, step=1.0, verbose=False):
             {
                 "rmse": metrics.rmse(test["rating"], pred if bounds is None else pred.clip(*bounds)),
                 "mae": metrics.mae(test["rating"], pred if bounds is None else pred.clip(*bounds)),
-                "rounded_mae": metrics.rounded_mae(test["rating"], pred, clip=bounds, step=step),
+                "rounded_mae": metrics.rounded_mae(
+                    test["rating"], pred, clip=bounds, step=step or metrics.rating_step(train["rating"])
+                ),
                 "fit_seconds": seconds,
                 "n_train": len(train),
                 "n_test": len(test),

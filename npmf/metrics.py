@@ -6,7 +6,7 @@ on NaN or infinite values.
 
 import numpy as np
 
-__all__ = ["mae", "rmse", "rounded_mae"]
+__all__ = ["mae", "rmse", "rounded_mae", "rating_step"]
 
 
 def _check(y_true, y_pred):
@@ -57,3 +57,15 @@ def rounded_mae(y_true, y_pred, clip=None, step=1.0):
             raise ValueError(f"clip must be (lo, hi) with lo <= hi, got {clip!r}")
         y_pred = np.clip(y_pred, lo, hi)
     return float(np.mean(np.abs(y_true - step * np.round(y_pred / step))))
+
+
+def rating_step(ratings):
+    """The grid a rating scale lies on: the smallest gap between distinct ratings.
+
+    1.0 for MovieLens-100k's 1-5 stars, 0.5 for half stars (ML-10M, ML-25M);
+    1.0 when there are fewer than two distinct values.
+    """
+    values = np.unique(np.asarray(ratings, dtype=np.float64))
+    if len(values) < 2:
+        return 1.0
+    return float(np.diff(values).min())

@@ -62,3 +62,32 @@ def test_split_bad_test_size(size):
 def test_split_mismatched_lengths():
     with pytest.raises(ValueError, match="same length"):
         npmf.train_test_split(np.arange(10), np.arange(9))
+
+
+def test_rating_step():
+    assert metrics.rating_step([1, 2, 3, 5, 4, 4]) == 1.0
+    assert metrics.rating_step([0.5, 1.0, 4.5, 5.0]) == 0.5
+    assert metrics.rating_step([3, 3]) == 1.0
+
+
+def test_cli_rounds_half_star_data_to_half_stars(tmp_path, capsys):
+    import json
+
+    from npmf.cli import main
+
+    rng = np.random.default_rng(0)
+    n = 300
+    r = rng.integers(1, 11, n) / 2  # 0.5 .. 5.0
+    path = tmp_path / "half.csv"
+    path.write_text("".join(f"{u},{i},{x}\n" for u, i, x in zip(rng.integers(1, 20, n), rng.integers(1, 30, n), r)))
+    argv = ["train", "--data", str(path), "--epochs", "20", "--lr", "0.05", "--biases", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    df = npmf.read_ratings(path)
+    train, test = npmf.train_test_split(df, test_size=0.2, random_state=0)
+    model = npmf.MatrixFactorization(epochs=20, learning_rate=0.05, biases=True, random_state=0)
+    model.fit(train.user_id, train.item_id, train.rating)
+    pred = model.predict(test.user_id, test.item_id)
+    assert out["mae"] == pytest.approx(metrics.mae(test.rating, pred))  # the same fit as the command's
+    assert out["rounded_mae"] == pytest.approx(metrics.rounded_mae(test.rating, pred, step=0.5))
+    assert out["rounded_mae"] != pytest.approx(metrics.rounded_mae(test.rating, pred, step=1.0))
