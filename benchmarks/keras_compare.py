@@ -61,6 +61,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for keras.json/.md/_loss.png")
     parser.add_argument("--append", action="store_true", help="add this run to keras.json instead of replacing it")
+    parser.add_argument(
+        "--npmf-dtype",
+        default="float64",
+        choices=("float64", "float32"),
+        help="npmf's dtype (default float64; Keras computes in float32)",
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "seeds", "batch_size"):
         if getattr(args, name) < 1:
@@ -86,12 +92,12 @@ def installed_backends(requested):
     return found
 
 
-def run_npmf(optimizer, seed, epochs, batch_size):
+def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64"):
     """Fit npmf once on the seed's split; the same record as ``keras_recipe.run``."""
     df = npmf.load_movielens("ml-100k")
     train, test = npmf.train_test_split(df, test_size=0.2, random_state=seed)
     model = npmf.MatrixFactorization(
-        n_factors=3, epochs=epochs, batch_size=batch_size, optimizer=optimizer, random_state=seed
+        n_factors=3, epochs=epochs, batch_size=batch_size, optimizer=optimizer, random_state=seed, dtype=dtype
     )
     start = time.perf_counter()
     model.fit(train.user_id, train.item_id, train.rating)
@@ -136,7 +142,10 @@ def run_keras(backend, seed, epochs, batch_size):
 def warm_up():
     """Load npmf's compiled kernels from Numba's cache before anything is timed."""
     for optimizer in NPMF_OPTIMIZERS:
-        npmf.MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0).fit([0, 1, 1], [0, 0, 1], [1.0, 2, 3])
+        for dtype in ("float64", "float32"):
+            npmf.MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0, dtype=dtype).fit(
+                [0, 1, 1], [0, 0, 1], [1.0, 2, 3]
+            )
 
 
 def log(run):
@@ -162,7 +171,8 @@ def main(argv=None):
             plan = [(run_npmf, opt) for opt in NPMF_OPTIMIZERS] + [(run_keras, b) for b in backends]
             for fit_one, variant in plan:
                 load = os.getloadavg()
-                run = fit_one(variant, seed, args.epochs, batch_size)
+                extra = {"dtype": args.npmf_dtype} if fit_one is run_npmf else {}
+                run = fit_one(variant, seed, args.epochs, batch_size, **extra)
                 if run is not None:
                     run["loadavg_before"] = load
                     runs.append(run)
@@ -171,9 +181,8 @@ def main(argv=None):
             # after Keras samples the load on both sides of the Keras runs. Same seed, same numbers.
             for run in runs[-len(plan) :]:
                 if run["library"] == "npmf" and backends:
-                    run["epoch_seconds_repeat"] = run_npmf(run["variant"], seed, args.epochs, batch_size)[
-                        "epoch_seconds"
-                    ]
+                    again = run_npmf(run["variant"], seed, args.epochs, batch_size, args.npmf_dtype)
+                    run["epoch_seconds_repeat"] = again["epoch_seconds"]
     experiment = {
         "command": "python benchmarks/keras_compare.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "started_utc": started.isoformat(timespec="seconds"),
@@ -190,6 +199,7 @@ def main(argv=None):
             "n_factors": 3,
             "init": "uniform(-0.05, 0.05)",
             "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+            "npmf_dtype": args.npmf_dtype,
         },
         "runs": runs,
     }
