@@ -213,15 +213,27 @@ def _plain(x):
     return x.item() if hasattr(x, "item") else x
 
 
+_GRADCHECK_FLAGS = {"n_users": "--users", "n_items": "--items", "n_factors": "--factors", "n_ratings": "--ratings",
+                    "reg": "--reg", "step": "--step"}  # fmt: skip
+
+
 def cmd_gradcheck(args):
     """Exit 0 when the max relative error is within 1e-7, 1 when above."""
     from npmf.gradcheck import format_report, gradcheck, kernel_gradients
 
-    result = gradcheck(
-        n_users=args.users, n_items=args.items, n_factors=args.factors, n_ratings=args.ratings,
-        biases=args.biases, reg=args.reg, step=args.step, random_state=args.seed,
-        grad_fn=kernel_gradients if args.kernel else None,
-    )  # fmt: skip
+    try:
+        result = gradcheck(
+            n_users=args.users, n_items=args.items, n_factors=args.factors, n_ratings=args.ratings,
+            biases=args.biases, reg=args.reg, step=args.step, random_state=args.seed,
+            grad_fn=kernel_gradients if args.kernel else None,
+        )  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        # Name the flag the user typed, not the Python argument behind it.
+        message = str(exc)
+        for arg, flag in _GRADCHECK_FLAGS.items():
+            if message.startswith(arg + " "):
+                message = flag + message[len(arg) :]
+        raise UserError(message) from None
     print(json.dumps(result) if args.json else format_report(result))
     return 0 if result["passed"] else 1
 

@@ -128,3 +128,11 @@ def test_cli_user_error_is_one_line_and_exit_two(capsys):
     assert main(["gradcheck", "--users", "20"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("npmf gradcheck: error:") and err.count("\n") == 1
+
+
+def test_cli_errors_name_the_flag(capsys):
+    from npmf.cli import main
+
+    assert main(["gradcheck", "--ratings", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--ratings must be an integer >= 1" in err and "n_ratings" not in err
