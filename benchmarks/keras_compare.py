@@ -103,9 +103,6 @@ def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64"):
     model.fit(train.user_id, train.item_id, train.rating)
     fit_seconds = time.perf_counter() - start
     pred = model.predict(test.user_id, test.item_id)
-    y = test.rating.to_numpy(np.float64)
-    # Ids never seen in training: npmf predicts the training mean for them.
-    cold = ~(test.user_id.isin(train.user_id) & test.item_id.isin(train.item_id)).to_numpy()
     return {
         "library": "npmf",
         "variant": optimizer,
@@ -115,11 +112,7 @@ def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64"):
         "loss": [float(x) for x in model.history_["loss"]],
         "epoch_seconds": [float(x) for x in model.history_["seconds"]],
         "fit_seconds": fit_seconds,
-        "rounded_mae": npmf.metrics.rounded_mae(y, pred),
-        "rounded_mae_warm": npmf.metrics.rounded_mae(y[~cold], pred[~cold]),
-        "mae": npmf.metrics.mae(y, pred),
-        "rmse": npmf.metrics.rmse(y, pred),
-        "n_test_cold": int(cold.sum()),
+        **keras_report.test_scores(train, test, pred),
         "dtype": model.dtype,
         "versions": {"npmf": npmf.__version__},
     }

@@ -22,6 +22,8 @@ import sys
 import time
 from importlib import metadata
 
+import keras_report  # sibling script (this folder is on sys.path when run as a script)
+
 BACKEND_PACKAGES = {"jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",), "torch": ("torch",)}
 
 
@@ -74,10 +76,6 @@ def run(backend, seed, epochs, batch_size, test_size=0.2):
     )
     fit_seconds = time.perf_counter() - start
     pred = model.predict([test.user_code.to_numpy(), test.item_code.to_numpy()], batch_size=4096, verbose=0).ravel()
-    pred = pred.astype(np.float64)
-    y = test.rating.to_numpy(np.float64)
-    # Test ratings whose user or item never occurs in training keep their initial embeddings.
-    cold = ~(test.user_id.isin(train.user_id) & test.item_id.isin(train.item_id)).to_numpy()
     return {
         "library": "keras",
         "variant": backend,
@@ -87,11 +85,7 @@ def run(backend, seed, epochs, batch_size, test_size=0.2):
         "loss": [float(x) for x in history.history["loss"]],
         "epoch_seconds": clock.seconds,
         "fit_seconds": fit_seconds,
-        "rounded_mae": npmf.metrics.rounded_mae(y, pred),
-        "rounded_mae_warm": npmf.metrics.rounded_mae(y[~cold], pred[~cold]),
-        "mae": npmf.metrics.mae(y, pred),
-        "rmse": npmf.metrics.rmse(y, pred),
-        "n_test_cold": int(cold.sum()),
+        **keras_report.test_scores(train, test, pred),
         "dtype": keras.backend.floatx(),
         "versions": {"keras": keras.__version__, **backend_versions(backend)},
     }

@@ -19,6 +19,27 @@ FIDELITY_ROUNDED_MAE_ATOL = 0.01
 SPEED_TARGETS = {("adam", "jax"): 50, ("adam", "tensorflow"): 250, ("lazy_adam", "jax"): 200}
 
 
+def test_scores(train, test, pred):
+    """Rounded MAE, MAE and RMSE of ``pred`` on ``test``, also without the cold test ratings.
+
+    A test rating is cold when its user or item never occurs in ``train``:
+    Keras leaves their embeddings at the initial values, npmf predicts the
+    training mean. Both sides of the comparison score with this one function.
+    """
+    import npmf
+
+    y = test.rating.to_numpy(np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    cold = ~(test.user_id.isin(train.user_id) & test.item_id.isin(train.item_id)).to_numpy()
+    return {
+        "rounded_mae": npmf.metrics.rounded_mae(y, pred),
+        "rounded_mae_warm": npmf.metrics.rounded_mae(y[~cold], pred[~cold]),
+        "mae": npmf.metrics.mae(y, pred),
+        "rmse": npmf.metrics.rmse(y, pred),
+        "n_test_cold": int(cold.sum()),
+    }
+
+
 def summarize(runs, batch_size):
     """Per-configuration aggregates, the fidelity check and the speed ratios.
 
