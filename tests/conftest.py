@@ -41,3 +41,13 @@ def planted(n_users=40, n_items=30, n_ratings=900, k=2, noise=0.1, seed=0):
     i = rng.integers(0, n_items, n_ratings)
     r = 3 + (W[u] * H[i]).sum(1) + rng.normal(0, noise, n_ratings)
     return u + 100, i + 500, r
+
+
+def write_ratings_file(path, n, sep=",", header=None, timestamp=False):
+    """A delimited ratings file of ``n`` random ratings (29 users, 39 items, 1-5 stars)."""
+    rng = np.random.default_rng(0)
+    rows = zip(rng.integers(1, 30, n), rng.integers(1, 40, n), rng.integers(1, 6, n), strict=True)
+    tail = f"{sep}0" if timestamp else ""
+    lines = "".join(f"{u}{sep}{i}{sep}{r}{tail}\n" for u, i, r in rows)
+    path.write_text((header + "\n" if header else "") + lines)
+    return path

@@ -4,20 +4,15 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
+from conftest import write_ratings_file
 
 from npmf.cli import main
 
 
 @pytest.fixture
 def ratings_file(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 400
-    rows = zip(rng.integers(1, 30, n), rng.integers(1, 40, n), rng.integers(1, 6, n), strict=True)
-    path = tmp_path / "ratings.csv"
-    path.write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows))
-    return path
+    return write_ratings_file(tmp_path / "ratings.csv", 400, header="user,item,rating")
 
 
 def test_train_on_a_file_prints_epochs_and_summary(ratings_file, capsys):

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import write_ratings_file
 
 from npmf.cli import main
 from npmf.presets import get_preset
@@ -11,12 +12,7 @@ from npmf.presets import get_preset
 
 @pytest.fixture
 def ratings_file(tmp_path):
-    rng = np.random.default_rng(0)
-    n = 500
-    rows = zip(rng.integers(1, 30, n), rng.integers(1, 40, n), rng.integers(1, 6, n), strict=True)
-    path = tmp_path / "ratings.tsv"
-    path.write_text("".join(f"{u}\t{i}\t{r}\t0\n" for u, i, r in rows))
-    return path
+    return write_ratings_file(tmp_path / "ratings.tsv", 500, sep="\t", timestamp=True)
 
 
 def test_cv_json_on_a_file(ratings_file, capsys):
