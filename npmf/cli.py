@@ -108,15 +108,10 @@ def cmd_train(args):
     model._check_params()  # bad options fail before any data is read
     df = load_data(args)
     train, test = npmf.train_test_split(df, test_size=args.test_size, random_state=args.seed)
-    log = not (args.quiet or args.json)
-    epochs = model.epochs
-
-    def on_epoch(epoch, seconds, loss):
-        if log:
-            print(f"Epoch {epoch + 1}/{epochs} - {seconds:.3f}s - loss: {loss:.4f}", flush=True)
+    model.set_params(verbose=0 if args.quiet or args.json else 1)  # the model prints Keras-style epoch lines
 
     start = time.perf_counter()
-    model.fit(train.user_id, train.item_id, train.rating, callback=on_epoch)
+    model.fit(train.user_id, train.item_id, train.rating)
     fit_seconds = time.perf_counter() - start
     pred = model.predict(test.user_id, test.item_id)
     result = {
