@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import _synthetic
+
 __all__ = ["get_data_home", "load_movielens", "load_movielens_folds", "make_ratings", "read_ratings", "COLUMNS"]
 
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
@@ -311,36 +313,36 @@ def make_ratings(n_users, n_items, n_ratings, n_factors=10, noise=0.5, random_st
             "ask for fewer ratings or more users or items"
         )
     rng = np.random.default_rng(random_state)
-    keys, kept = np.empty(0, np.int64), 1.0
-    while len(keys) < n_ratings:  # draw, drop repeated pairs, top up
-        want = int((n_ratings - len(keys)) / kept * 1.1) + 16
-        u = _zipf_codes(rng, n_users, 0.9, want)
-        i = _zipf_codes(rng, n_items, 1.1, want)
-        # Sort and compare neighbours: np.unique is ten times slower on 25M int64 (numpy 2.4).
-        new = np.sort(np.concatenate([keys, u.astype(np.int64) * n_items + i]))
-        new = new[np.concatenate([[True], new[1:] != new[:-1]])]
-        kept, keys = max((len(new) - len(keys)) / want, 0.05), new
-    if len(keys) > n_ratings:
-        keys = np.delete(keys, rng.choice(len(keys), len(keys) - n_ratings, replace=False))
-    u, i = np.divmod(keys, n_items)
-    u, i = u.astype(np.int32), i.astype(np.int32)
+    u, i, kept = np.empty(0, np.int32), np.empty(0, np.int32), 1.0
+    while len(u) < n_ratings:  # draw, drop repeated pairs, top up
+        want = int((n_ratings - len(u)) / kept * 1.1) + 16
+        new_u = _zipf_codes(rng, n_users, 0.9, want)
+        new_i = _zipf_codes(rng, n_items, 1.1, want)
+        new_u, new_i = _synthetic.merge_unique(u, i, *_synthetic.unique_pairs(new_u, new_i, n_users, n_items))
+        kept, u, i = max((len(new_u) - len(u)) / want, 0.05), new_u, new_i
+    if len(u) > n_ratings:
+        keep = np.ones(len(u), bool)
+        keep[rng.choice(len(u), len(u) - n_ratings, replace=False)] = False
+        u, i = u[keep], i[keep]
     scale = (0.64 / k) ** 0.25
     W = rng.normal(0, scale, (n_users, k)).astype(np.float32)
     H = rng.normal(0, scale, (n_items, k)).astype(np.float32)
     bu, bi = rng.normal(0, 0.3, n_users), rng.normal(0, 0.5, n_items)
-    clean = np.empty(n_ratings)
-    for a in range(0, n_ratings, 1 << 20):  # in chunks: W[u] for 25M ratings would take gigabytes
-        s = slice(a, a + (1 << 20))
-        clean[s] = 3.5 + bu[u[s]] + bi[i[s]] + np.einsum("ij,ij->i", W[u[s]], H[i[s]])
-    rating = np.clip(np.round(clean + rng.normal(0, noise, n_ratings)), 1, 5) if n_ratings else clean
-    out = pd.DataFrame({"user_id": u, "item_id": i, "rating": rating})
-    out.attrs["noise_mse"] = float(np.mean((rating - clean) ** 2)) if n_ratings else 0.0
+    rating = rng.normal(0, noise, n_ratings)  # the noise, turned into the ratings in place
+    noise_mse = _synthetic.planted_ratings(u, i, W, H, bu, bi, 3.5, rating)
+    out = pd.DataFrame({"user_id": u, "item_id": i, "rating": rating}, copy=False)
+    out.attrs["noise_mse"] = float(noise_mse)
     return out
 
 
-def _zipf_codes(rng, n, a, size):
-    """``size`` codes in [0, n) with P(rank j) ~ (j + 10)^-a (continuous inverse CDF), ranks shuffled."""
+def _zipf_codes(rng, n, a, size, chunk=1 << 20):
+    """``size`` int32 codes in [0, n) with P(rank j) ~ (j + 10)^-a (continuous inverse CDF), ranks shuffled."""
     lo, hi = 10.0 ** (1 - a), (n + 10.0) ** (1 - a)
-    rank = (lo + rng.random(size) * (hi - lo)) ** (1 / (1 - a)) - 10.0
-    rank = np.minimum(rank.astype(np.int64), n - 1)
-    return rng.permutation(n)[rank]
+    # The uniforms in chunks through one buffer: the same stream as rng.random(size), without its memory.
+    x, out = np.empty(min(size, chunk)), np.empty(size, np.int32)
+    for start in range(0, size, chunk):
+        stop = min(start + chunk, size)
+        rng.random(out=x[: stop - start])
+        _synthetic.zipf_ranks(x[: stop - start], lo, hi - lo, 1 / (1 - a), n, out[start:stop])
+    _synthetic.relabel(out, rng.permutation(n))
+    return out

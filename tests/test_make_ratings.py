@@ -58,3 +58,31 @@ def test_read_ratings_reads_the_double_colon_format(tmp_path):
     np.testing.assert_array_equal(got.item_id, df.item_id + 1)
     np.testing.assert_array_equal(got.rating, df.rating)
     np.testing.assert_array_equal(got.timestamp, ts)
+
+
+def test_pair_kernels_equal_numpy():
+    from npmf import _synthetic
+
+    rng = np.random.default_rng(0)
+    u, i = rng.integers(0, 40, 3000).astype(np.int32), rng.integers(0, 30, 3000).astype(np.int32)
+    keys = np.unique(u.astype(np.int64) * 30 + i)
+    got_u, got_i = _synthetic.unique_pairs(u, i, 40, 30)
+    np.testing.assert_array_equal(got_u.astype(np.int64) * 30 + got_i, keys)
+    a_u, a_i = _synthetic.unique_pairs(u[:2000], i[:2000], 40, 30)
+    b_u, b_i = _synthetic.unique_pairs(u[1000:], i[1000:], 40, 30)
+    m_u, m_i = _synthetic.merge_unique(a_u, a_i, b_u, b_i)
+    np.testing.assert_array_equal(m_u.astype(np.int64) * 30 + m_i, keys)
+
+
+def test_planted_ratings_kernel_equals_its_formula():
+    from npmf import _synthetic
+
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(0, 20, 500).astype(np.int32), rng.integers(0, 10, 500).astype(np.int32)
+    W, H = rng.normal(0, 0.7, (20, 4)).astype(np.float32), rng.normal(0, 0.7, (10, 4)).astype(np.float32)
+    bu, bi, eps = rng.normal(0, 0.3, 20), rng.normal(0, 0.5, 10), rng.normal(0, 0.5, 500)
+    score = 3.5 + bu[u] + bi[i] + np.sum(W[u].astype(float) * H[i], axis=1)
+    rating = eps.copy()
+    mse = _synthetic.planted_ratings(u, i, W, H, bu, bi, 3.5, rating, block=64)
+    np.testing.assert_array_equal(rating, np.clip(np.rint(score + eps), 1, 5))
+    assert mse == pytest.approx(np.mean((rating - score) ** 2), rel=1e-6)
