@@ -205,7 +205,10 @@ def _work(job):
         tiny = np.arange(50) % 5
         warm = [np.zeros((5, k), job["dtype"]), np.zeros((5, k), job["dtype"]), np.zeros(5, job["dtype"])]
         warm = [warm[0], warm[1], warm[2], warm[2].copy()]
-        _parallel.BlockEpochs(tiny, tiny, np.ones(50), 5, 5, config).run(rng, 0.0, warm, warm, warm, 0)
+        states = [[w.copy() for w in warm] for _ in range(2)]
+        _parallel.BlockEpochs(tiny.astype(np.int32), tiny.astype(np.int32), np.ones(50), warm, *states, config).run(
+            rng, 0.0, 0
+        )
         base = _rss_mb()
         d = np.load(job["data"])
         u, i, r = d["u"], d["i"], d["r"]
@@ -214,11 +217,12 @@ def _work(job):
         params = [rng.uniform(-0.05, 0.05, (M, k)).astype(dt), rng.uniform(-0.05, 0.05, (N, k)).astype(dt)]
         params += [np.zeros(M, dt), np.zeros(N, dt)]
         m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
-        trainer = _parallel.BlockEpochs(u, i, r, M, N, config)
+        trainer = _parallel.BlockEpochs(u, i, r, params, m, v, config)
         seconds, loss, t = [], [], 0
         for _ in range(E):
             start = time.perf_counter()
-            total, steps = trainer.run(rng, float(r.mean()), params, m, v, t)
+            total, steps = trainer.run(rng, float(r.mean()), t)
+            trainer.write_params(params)
             seconds.append(time.perf_counter() - start)
             loss.append(total / n)
             t += steps
@@ -236,7 +240,8 @@ def _work(job):
                   learning_rate=0.005 if opt == "sgd" else 0.002, reg=0.02)  # fmt: skip
         warm = npmf.MatrixFactorization(**{**kw, "epochs": 1})  # load the compiled kernels before measuring
         saved, _parallel.BLOCK_MIN_RATINGS = _parallel.BLOCK_MIN_RATINGS, 0 if method != "serial" else 1 << 62
-        warm.fit(np.arange(50) % 7, np.arange(50) % 5, np.ones(50))
+        ids = np.arange(50, dtype=np.int32)  # the data's id type, so its kernels are compiled too
+        warm.fit(ids % 7, ids % 5, np.ones(50))
         _parallel.BLOCK_MIN_RATINGS = saved
         base = _rss_mb()
         d = np.load(job["data"])

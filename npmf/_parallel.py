@@ -21,8 +21,10 @@ every one a cache miss. Here
   ``k`` of each segment), so a rating touches one contiguous record per side;
 * a block touches only 1/P of the rows, so its records stay in cache.
 
-Records are built from the public arrays when training starts (:meth:`pack`)
-and written back after every epoch (:meth:`unpack`).
+Records are built from the public arrays when training starts (:meth:`pack`);
+the model copies the parameters back after every epoch whose loss is finite
+(:meth:`write_params`), and Adam's moments are views of the records until
+training ends (:meth:`release`).
 
 The per-block kernel is compiled with ``fastmath={"reassoc", "nsz"}`` so that
 LLVM vectorises the dot products and the squared norms of the loss; it
@@ -42,6 +44,7 @@ import numpy as np  # noqa: E402
 from numba import prange  # noqa: E402
 
 from . import blocks  # noqa: E402
+from ._encoding import Codes, count_codes  # noqa: E402
 from .optimizers import adam_step_sizes  # noqa: E402
 
 __all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
@@ -60,20 +63,26 @@ def use_blocks(config, n_ratings):
 
 
 @_jit
-def _bucket(u, i, r, su, si, P, out_u, out_i, out_r, offsets):
-    """Counting sort of the ratings into blocks; twin of :func:`npmf.blocks.block_order`."""
-    n = u.shape[0]
+def _bucket(uk, ub, ut, ik, ib, it, r, su, si, P, out_u, out_i, out_r, offsets):
+    """Counting sort of the ratings into blocks; twin of :func:`npmf.blocks.block_order`.
+
+    Codes are read through their tables (:class:`npmf._encoding.Codes`):
+    user ``ut[uk[j] - ub]``, item ``it[ik[j] - ib]``.
+    """
+    n = uk.shape[0]
     counts = np.zeros(P * P, np.int64)
     for j in range(n):
-        counts[((si[i[j]] - su[u[j]]) % P) * P + su[u[j]]] += 1
+        x, y = ut[uk[j] - ub], it[ik[j] - ib]
+        counts[((si[y] - su[x]) % P) * P + su[x]] += 1
     offsets[0] = 0
     for b in range(P * P):
         offsets[b + 1] = offsets[b] + counts[b]
     fill = offsets[:-1].copy()
     for j in range(n):
-        b = ((si[i[j]] - su[u[j]]) % P) * P + su[u[j]]
-        out_u[fill[b]] = u[j]
-        out_i[fill[b]] = i[j]
+        x, y = ut[uk[j] - ub], it[ik[j] - ib]
+        b = ((si[y] - su[x]) % P) * P + su[x]
+        out_u[fill[b]] = x
+        out_i[fill[b]] = y
         out_r[fill[b]] = r[j]
         fill[b] += 1
 
@@ -221,10 +230,15 @@ class BlockEpochs:
 
     Parameters
     ----------
-    u, i : int ndarray of shape (n,)
+    u, i : int ndarray of shape (n,), or :class:`npmf._encoding.Codes`
         User and item codes, in ``[0, n_users)`` and ``[0, n_items)``.
     r : ndarray of shape (n,)
-    n_users, n_items : int
+    params : list of ndarrays
+        W (n_users, k), H (n_items, k), bu, bi.
+    m, v : lists of ndarrays shaped like ``params``
+        Adam's moments. With ``lazy_adam`` their arrays are **replaced**, in
+        these lists, by views of the records (see :meth:`pack`) until
+        :meth:`release`.
     config : dict
         The model's checked parameters (``optimizer``, ``batch_size``,
         ``n_threads``, ``dtype``, ``learning_rate``, ``beta_1``, ``beta_2``,
@@ -236,64 +250,79 @@ class BlockEpochs:
     -----
     Results are identical for every ``n_threads`` (see :mod:`npmf.blocks`).
     Memory: the ratings once more as int32, int32 and ``dtype`` (12 or 16
-    bytes each), and the records, ``(n_users + n_items) * segments * (k + 1)``
-    values with 4 segments for ``lazy_adam`` (2 for ``sgd``, 1 for ``sgd`` with
-    ``batch_size=1``).
+    bytes each; ``u`` and ``i`` are the only per-rating codes there are when
+    given as ``Codes``), and the records, ``(n_users + n_items) * segments *
+    (k + 1)`` values with 4 segments for ``lazy_adam`` (2 for ``sgd``, 1 for
+    ``sgd`` with ``batch_size=1``). Adam's moments are not kept a second time
+    outside the records, and the records are built before the ratings are
+    copied, so the moments' public arrays are gone by then.
     """
 
-    def __init__(self, u, i, r, n_users, n_items, config, n_strata=None):
+    def __init__(self, u, i, r, params, m, v, config, n_strata=None):
         self.config = config
         self.dtype = np.dtype(config["dtype"])
         bs = config["batch_size"]
+        self.lazy = config["optimizer"] == "lazy_adam"
+        self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
+        self.pack(params, m, v)
+        n_users, n_items = len(params[0]), len(params[1])
+        u, i = _as_codes(u, n_users), _as_codes(i, n_items)
         self.P = P = n_strata or blocks.n_strata(len(r), bs)
-        self.su = blocks.strata(np.bincount(u, minlength=n_users), P)
-        self.si = blocks.strata(np.bincount(i, minlength=n_items), P)
+        self.su = blocks.strata(count_codes(u, n_users), P)
+        self.si = blocks.strata(count_codes(i, n_items), P)
         self.u = np.empty(len(r), np.int32)
         self.i = np.empty(len(r), np.int32)
         self.r = np.empty(len(r), self.dtype)
         self.offsets = np.empty(P * P + 1, np.int64)
-        _bucket(u, i, r, self.su, self.si, P, self.u, self.i, self.r, self.offsets)
+        _bucket(*u, *i, r, self.su, self.si, P, self.u, self.i, self.r, self.offsets)
         self.first = blocks.batch_offsets(self.offsets, bs)
         self.n_batches = int(self.first[-1])
-        self.lazy = config["optimizer"] == "lazy_adam"
-        self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
         self.stamp_u = np.full(n_users, -1, np.int64)
         self.stamp_i = np.full(n_items, -1, np.int64)
-        self.records = None
 
     def pack(self, params, m, v):
-        """Build the records from ``params`` (W, H, bu, bi) and Adam's ``m``, ``v``."""
+        """Build the records from ``params`` (W, H, bu, bi) and, for ``lazy_adam``, Adam's ``m``, ``v``.
+
+        The moments then live in the records only: the arrays in the lists
+        ``m`` and ``v`` are replaced by views of the records' ``m`` and ``v``
+        segments, always current, until :meth:`release`.
+        """
         k = params[0].shape[1]
         s = k + 1
         self.records = []
         for side in (0, 1):
             X = np.zeros((params[side].shape[0], self.segments * s), self.dtype)
-            sources = [(params, 0)] + ([(m, 2), (v, 3)] if self.lazy else [])
-            for arrays, seg in sources:
-                X[:, seg * s : seg * s + k] = arrays[side]
-                X[:, seg * s + k] = arrays[side + 2]
+            X[:, :k], X[:, k] = params[side], params[side + 2]
+            if self.lazy:
+                for state, seg in ((m, 2), (v, 3)):
+                    X[:, seg * s : seg * s + k], X[:, seg * s + k] = state[side], state[side + 2]
+                    state[side], state[side + 2] = X[:, seg * s : seg * s + k], X[:, seg * s + k]
             self.records.append(X)
 
-    def unpack(self, params, m, v):
-        """Write the records back into ``params``, ``m``, ``v``, in place."""
+    def write_params(self, params):
+        """Copy the parameters from the records into ``params``, in place."""
         k = params[0].shape[1]
-        s = k + 1
         for side, X in enumerate(self.records):
-            sources = [(params, 0)] + ([(m, 2), (v, 3)] if self.lazy else [])
-            for arrays, seg in sources:
-                arrays[side][...] = X[:, seg * s : seg * s + k]
-                arrays[side + 2][...] = X[:, seg * s + k]
+            params[side][...] = X[:, :k]
+            params[side + 2][...] = X[:, k]
 
-    def run(self, rng, mu, params, m, v, t0):
-        """One epoch; returns ``(sum of loss terms, number of optimiser steps)``.
+    def release(self, m, v):
+        """Give ``m`` and ``v`` arrays of their own again and drop the records and the ratings' copy."""
+        self.r = None  # first, to make room for the copies
+        if self.lazy:
+            for state in (m, v):
+                state[:] = [np.ascontiguousarray(a) for a in state]
+        self.records = None
+
+    def run(self, rng, mu, t0):
+        """One epoch on the records; returns ``(sum of loss terms, number of optimiser steps)``.
 
         ``rng`` (a numpy Generator) supplies the blocks' shuffle seeds; ``t0`` is
-        Adam's step count before the epoch. The records are packed from
-        ``params, m, v`` on the first call and written back after every call.
+        Adam's step count before the epoch. The parameters stay in the records
+        until :meth:`write_params` (so a diverged epoch need not be undone);
+        the moments are the views :meth:`pack` put in ``m`` and ``v``.
         """
         c, dt = self.config, self.dtype.type
-        if self.records is None:
-            self.pack(params, m, v)
         seeds = rng.integers(0, 2**63, size=self.P * self.P, dtype=np.uint64)
         # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
         n_alphas = self.n_batches if self.lazy else 1
@@ -314,5 +343,9 @@ class BlockEpochs:
                 )  # fmt: skip
         finally:
             numba.set_num_threads(previous)
-        self.unpack(params, m, v)
         return float(total), self.n_batches
+
+
+def _as_codes(codes, n):
+    """``codes`` as :class:`npmf._encoding.Codes` (plain int arrays through the identity table)."""
+    return codes if isinstance(codes, Codes) else Codes(np.asarray(codes), 0, np.arange(n, dtype=np.int32))

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _kernels, _parallel, optimizers
+from . import _encoding, _kernels, _parallel, optimizers
 from ._estimator import BaseEstimator
 from ._ranking import RankingMixin
 from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
@@ -240,30 +240,34 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         return self
 
     def _encode_growing(self, users, items, config):
-        """int32 codes of ``users``/``items``, appending new ids (and new rows) as needed.
+        """Codes of ``users``/``items`` (:class:`npmf._encoding.Codes`), appending new ids (and rows) as needed.
 
-        One hashing pass (``pd.factorize``) per column: the codes of tens of
-        millions of ratings are never copied or looked up twice.
+        One pass per column (``pd.factorize`` unless the ids are compact
+        integers) and no per-rating array of codes: that is made only where it
+        is needed, by the serial kernels or inside the block copy of the ratings.
         """
-        s, dt = config["init_scale"], config["dtype"]
+        s = config["init_scale"]
         codes = []
         for q, (name, values) in enumerate((("user", users), ("item", items))):
-            first, uniques = _factorize(name, values)
+            keys, base, index, uniques = _encoding.factorize(name, values)
             known = getattr(self, f"{name}_ids_")
             new = uniques[~pd.Index(uniques).isin(known)]
             if len(new):
                 setattr(self, f"{name}_ids_", np.concatenate([known, new]))
-                fresh = self._rng.uniform(-s, s, (len(new), config["n_factors"])).astype(dt)
-                factors = f"{name}_factors_"
-                setattr(self, factors, np.concatenate([getattr(self, factors), fresh]))
-                setattr(self, f"{name}_bias_", np.concatenate([getattr(self, f"{name}_bias_"), np.zeros(len(new), dt)]))
+                factors = _grow(getattr(self, f"{name}_factors_"), len(new))
+                # In chunks: the numbers of one draw, without a float64 copy of all new rows.
+                step = max(1, (1 << 18) // config["n_factors"])
+                for a in range(len(factors) - len(new), len(factors), step):
+                    rows = factors[a : a + step]
+                    rows[...] = self._rng.uniform(-s, s, rows.shape)
+                setattr(self, f"{name}_factors_", factors)
+                setattr(self, f"{name}_bias_", _grow(getattr(self, f"{name}_bias_"), len(new)))
                 for state in (self._m, self._v):
                     for block in (q, q + 2):
-                        extra = np.zeros((len(new),) + state[block].shape[1:], dt)
-                        state[block] = np.concatenate([state[block], extra])
-            lookup = self._codes(getattr(self, f"{name}_ids_"), uniques)
-            codes.append(lookup[first])
-        self._remember_seen(*codes)
+                        state[block] = _grow(state[block], len(new))
+            table = self._codes(getattr(self, f"{name}_ids_"), uniques)[index]
+            table[index < 0] = -1  # values between the ids that do not occur
+            codes.append(_encoding.Codes(keys, base, table))
         return codes
 
     def _check_validation(self, validation_data, config):
@@ -303,16 +307,34 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         return [self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_]
 
     def _train(self, u, i, r, config, epochs, val, callback):
+        """Train ``epochs`` epochs on the ratings with codes ``u``, ``i`` (:class:`npmf._encoding.Codes`)."""
+        n, bs = len(r), config["batch_size"]
+        n_batches = -(-n // bs)
+        params = self._params()
+        _warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), n_batches)
+        # lazy_adam and sgd on many ratings: block-scheduled epochs on all cores (npmf.blocks).
+        # Their copy of the ratings, block by block, holds the only per-rating codes.
+        blocks = None
+        if _parallel.use_blocks(config, n):
+            blocks = _parallel.BlockEpochs(u, i, r, params, self._m, self._v, config)
+            u, i = blocks.u, blocks.i
+        else:
+            u, i = _encoding.codes_array(u), _encoding.codes_array(i)
+        self._remember_seen(u, i)
+        try:
+            self._epochs(u, i, r, blocks, config, epochs, val, callback)
+        finally:
+            if blocks:
+                blocks.release(self._m, self._v)
+
+    def _epochs(self, u, i, r, blocks, config, epochs, val, callback):
         n, bs = len(r), config["batch_size"]
         n_batches = -(-n // bs)
         mu = self.global_mean_ if config["fit_bias"] else 0.0
         params = self._params()
-        _warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), n_batches)
-        # lazy_adam and sgd on many ratings: block-scheduled epochs on all cores (npmf.blocks).
-        blocks = None
-        if _parallel.use_blocks(config, n):
-            blocks = _parallel.BlockEpochs(u, i, r, len(params[0]), len(params[1]), config)
-        grads = None if blocks else [np.zeros_like(p) for p in params]
+        # The serial kernels update params in place, so a diverged epoch is undone
+        # from this copy; BlockEpochs trains its own records and needs none.
+        grads, snapshot = (None, None) if blocks else ([np.zeros_like(p) for p in params], [p.copy() for p in params])
         if val is not None:
             self.history_.setdefault("val_loss", [])
             self.history_.setdefault("val_rmse", [])
@@ -321,10 +343,11 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         best, best_params, waited = np.inf, None, 0
         for epoch in range(epochs):
             start = time.perf_counter()
-            snapshot = [p.copy() for p in params]
             if blocks:
-                total, steps = blocks.run(self._rng, mu, params, self._m, self._v, self.n_steps_)
+                total, steps = blocks.run(self._rng, mu, self.n_steps_)
             else:
+                for p, old in zip(params, snapshot):
+                    old[...] = p
                 perm = self._rng.permutation(n)
                 alphas = optimizers.adam_step_sizes(
                     self.n_steps_, n_batches, config["learning_rate"], config["beta_1"], config["beta_2"]
@@ -333,13 +356,15 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
                 steps = n_batches
             loss = total / n
             if not np.isfinite(loss):
-                for p, old in zip(params, snapshot):
+                for p, old in zip(params, snapshot or []):
                     p[...] = old
                 raise FloatingPointError(
                     f"training diverged: the loss became {loss} in epoch {epoch + 1}; "
                     f"learning_rate={config['learning_rate']} is too large for this data, try a smaller one. "
                     f"The model keeps the weights of the last finite epoch."
                 )
+            if blocks:
+                blocks.write_params(params)
             self.n_steps_ += steps
             seconds = time.perf_counter() - start
             self.history_["loss"].append(loss)
@@ -412,7 +437,7 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         return pd.Index(categories).get_indexer(values).astype(np.int32)
 
     def _remember_seen(self, u, i):
-        pairs = (u, i)  # the training codes themselves (int32), not a copy
+        pairs = (u, i)  # the training codes themselves (int32; at scale the block copy's), not a copy
         if getattr(self, "_seen", None) is not None:
             pairs = tuple(np.concatenate([old, new]) for old, new in zip(self._seen, pairs))
         self._seen = pairs
@@ -460,12 +485,17 @@ def _warn_if_dense_adam_is_slow(config, n_rows, n_batches):
         )
 
 
-def _factorize(name, values):
-    """Per-value codes into the distinct ids, sorted as category codes order them when the ids compare."""
-    try:
-        first, uniques = pd.factorize(values, sort=True)
-    except TypeError:  # ids of types that do not compare: keep their order of appearance
-        first, uniques = pd.factorize(values)
-    if len(first) and first.min() < 0:
-        raise ValueError(f"{name}s contain missing ids (NaN or None) at {int(np.sum(first < 0))} positions")
-    return first, np.asarray(uniques)
+def _grow(a, n_new):
+    """``a`` with ``n_new`` rows of zeros appended.
+
+    The zeros come from ``np.zeros`` and are not written, so a large block of
+    them takes no memory until it is used (Adam's moments, for instance, which
+    block-scheduled training keeps only in its records).
+    """
+    out = np.zeros((len(a) + n_new,) + a.shape[1:], a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+# npmf.bayesian encodes its ids with the same function.
+_factorize = _encoding.factorize_ids

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from npmf import MatrixFactorization, _parallel, blocks, model
+from npmf._encoding import Codes
 from npmf.datasets import make_ratings
 from npmf.optimizers import adam_step_sizes
 
@@ -38,17 +39,18 @@ def test_block_epochs_equal_numpy_twin(optimizer, batch_size, fit_bias, reg, n_t
     if not fit_bias:
         params[2][:], params[3][:] = 0.0, 0.0
     config = _config(optimizer, batch_size, fit_bias, reg, n_threads)
-    fast = _parallel.BlockEpochs(u, i, r, 30, 20, config, n_strata=3)
+    p1, m1, v1 = _states(params)
+    p2, m2, v2 = _states(params)
+    fast = _parallel.BlockEpochs(u, i, r, p1, m1, v1, config, n_strata=3)
     order, offsets = blocks.block_order(u, i, fast.su, fast.si, 3)
     np.testing.assert_array_equal(fast.offsets, offsets)
     U, I, R = u[order], i[order], r[order]
     np.testing.assert_array_equal(fast.u, U)
     np.testing.assert_array_equal(fast.r, R)
-    p1, m1, v1 = _states(params)
-    p2, m2, v2 = _states(params)
     rng1, rng2, t = np.random.default_rng(5), np.random.default_rng(5), 0
     for _ in range(3):
-        total, steps = fast.run(rng1, 3.0 if fit_bias else 0.0, p1, m1, v1, t)
+        total, steps = fast.run(rng1, 3.0 if fit_bias else 0.0, t)
+        fast.write_params(p1)
         seeds = rng2.integers(0, 2**63, size=9, dtype=np.uint64)
         alphas = adam_step_sizes(t, steps, 0.01, 0.9, 0.999)
         ref = blocks.epoch_blocks_numpy(U, I, R, offsets, seeds, batch_size, 3.0 if fit_bias else 0.0, p2, m2, v2,
@@ -59,6 +61,10 @@ def test_block_epochs_equal_numpy_twin(optimizer, batch_size, fit_bias, reg, n_t
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
         assert total == pytest.approx(ref, rel=1e-12)
     assert steps == blocks.batch_offsets(offsets, batch_size)[-1]
+    fast.release(m1, v1)  # the moments, views of the records until now, become arrays of their own
+    assert all(a.flags.c_contiguous and a.base is None for a in m1 + v1)
+    for a, b in zip(m1 + v1, m2 + v2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     assert not np.allclose(p1[0], params[0])
     if not fit_bias:
         assert not p1[2].any() and not p1[3].any()
@@ -178,3 +184,41 @@ def test_partial_fit_and_save_carry_the_block_state(always_blocks, tmp_path):
     loss = model.history_["loss"][-1]
     model.partial_fit(df.user_id, df.item_id, df.rating, epochs=1)
     assert model.n_steps_ > steps and model.history_["loss"][-1] < loss
+
+
+def test_block_epochs_read_codes_through_their_table():
+    u, i, r, params = _problem(seed=3)
+    config = _config("lazy_adam", 8, True, 0.0)
+    plain = _parallel.BlockEpochs(u, i, r, *_states(params), config, n_strata=3)
+    # The same codes as keys offset by 100 (users) and as a shuffled table (items).
+    perm = np.random.default_rng(0).permutation(20).astype(np.int32)
+    inverse = np.argsort(perm).astype(np.int32)
+    coded = _parallel.BlockEpochs(Codes(u + 100, 100, np.arange(30, dtype=np.int32)), Codes(inverse[i], 0, perm), r,
+                                  *_states(params), config, n_strata=3)  # fmt: skip
+    for name in ("u", "i", "r", "offsets"):
+        np.testing.assert_array_equal(getattr(coded, name), getattr(plain, name))
+
+
+def test_diverged_block_epoch_keeps_the_last_finite_weights(always_blocks):
+    df = make_ratings(200, 100, 5000, random_state=0)
+    model = MatrixFactorization(n_factors=4, epochs=1, batch_size=1, optimizer="sgd", learning_rate=0.01,
+                                random_state=0).fit(df.user_id, df.item_id, df.rating)  # fmt: skip
+    before = [p.copy() for p in model._params()]
+    model.learning_rate = 1e4
+    with pytest.raises(FloatingPointError, match="learning_rate=10000.0"):
+        model.partial_fit(df.user_id, df.item_id, df.rating, epochs=5)
+    for p, old in zip(model._params(), before, strict=True):
+        np.testing.assert_array_equal(p, old)
+    assert len(model.history_["loss"]) == 1
+
+
+def test_blocks_keep_the_seen_pairs_without_a_copy_of_the_codes(always_blocks):
+    df = make_ratings(200, 100, 5000, random_state=4)
+    model = MatrixFactorization(n_factors=4, epochs=1, batch_size=64, optimizer="lazy_adam",
+                                random_state=0).fit(df.user_id + 7, df.item_id, df.rating)  # fmt: skip
+    seen = set(zip(model.user_ids_[model._seen[0]], model.item_ids_[model._seen[1]]))
+    assert seen == set(zip(df.user_id + 7, df.item_id)) and len(model._seen[0]) == len(df)
+    assert all(a.flags.c_contiguous and a.base is None for a in model._m + model._v)
+    user = int(df.user_id[0]) + 7
+    top = model.recommend(user, n=100)
+    assert not set(top.item_id) & set(df.item_id[df.user_id + 7 == user])
