@@ -1,4 +1,4 @@
-"""Choose the "accurate" preset by validation inside ML-100k's u1.base only.
+"""Choose the "accurate_sgd" preset (MatrixFactorization) by validation inside ML-100k's u1.base only.
 
 Protocol (no test file is ever read):
 
@@ -133,7 +133,7 @@ def main():
     confirmed.sort(key=lambda r: r["mean_val_rmse"])
     winner = confirmed[0]
     preset = {**winner["config"], "biases": True, "epochs": winner["epochs"]}
-    print("accurate preset:", preset)
+    print("accurate_sgd preset:", preset)
 
     RESULTS.mkdir(exist_ok=True)
     out = {"protocol": __doc__, "machine": platform.platform(), "minutes": (time.time() - started) / 60,
@@ -144,7 +144,8 @@ def main():
 
 def markdown(out):
     """The Markdown report of a search result ``out`` (as saved in the JSON)."""
-    lines = ["# Search for the `accurate` preset", "", __doc__.split("\n\n", 1)[1].split("Run::")[0].strip(), "",
+    lines = ["# Search for the `accurate_sgd` preset (until 2026-11-28 named `accurate`)", "",
+             __doc__.split("\n\n", 1)[1].split("Run::")[0].strip(), "",
              f"{len(out['stage1'])} configurations in stages 1-2; {out['minutes']:.0f} minutes on {out['machine']}.",
              "", "## Stage 3: confirmed on inner folds 0-2", "",
              "| mean val RMSE | folds | epochs | configuration |", "|---|---|---|---|"]  # fmt: skip

@@ -71,7 +71,12 @@ def _add_data_args(p):
 
 def _add_model_args(p):
     # Defaults are None so that only the flags the user gave override the preset.
-    p.add_argument("--preset", default="seed", help="named parameter set: seed (the Keras recipe, default), accurate")
+    p.add_argument(
+        "--preset",
+        default="seed",
+        help="named model: seed (the Keras recipe, default), accurate (Gibbs-sampled "
+        "BayesianMatrixFactorization), accurate_sgd",
+    )
     p.add_argument("--factors", type=int, help="n_factors (default: the preset's)")
     p.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
@@ -91,13 +96,26 @@ def load_data(args):
     return npmf.read_ratings(args.data, sep=args.sep)
 
 
+# The model flags and the estimator parameters they set.
+_MODEL_FLAGS = {"factors": "n_factors", "epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer",
+                "lr": "learning_rate", "reg": "reg", "biases": "biases"}  # fmt: skip
+
+
 def model_from_args(args):
     import npmf
+    from npmf import presets
 
-    flags = {"n_factors": args.factors, "epochs": args.epochs, "batch_size": args.batch_size,
-             "optimizer": args.optimizer, "learning_rate": args.lr, "reg": args.reg, "biases": args.biases}  # fmt: skip
-    overrides = {name: value for name, value in flags.items() if value is not None}
-    return npmf.MatrixFactorization.from_preset(args.preset, **overrides, random_state=args.seed)
+    overrides = {param: getattr(args, flag) for flag, param in _MODEL_FLAGS.items() if getattr(args, flag) is not None}
+    estimator = presets.ESTIMATORS.get(args.preset)
+    if estimator is not None:
+        valid = set(getattr(npmf, estimator)._param_names())
+        for flag, param in _MODEL_FLAGS.items():
+            if param in overrides and param not in valid:
+                raise UserError(
+                    f"--{flag.replace('_', '-')} does not apply to preset {args.preset!r}, a {estimator} "
+                    f"(its model flags: {', '.join('--' + f for f, p in _MODEL_FLAGS.items() if p in valid)})"
+                )
+    return presets.from_preset(args.preset, **overrides, random_state=args.seed)
 
 
 def cmd_train(args):
@@ -182,7 +200,7 @@ def _floats(row):
 def cmd_recommend(args):
     import npmf
 
-    model = npmf.MatrixFactorization.load(args.model)
+    model = npmf.load(args.model)
     user = _parse_id(args.user, model.user_ids_)
     if user not in set(model.user_ids_.tolist()):
         print(f"npmf recommend: note: user {args.user} is not in the model; ranking as for a new user", file=sys.stderr)

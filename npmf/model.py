@@ -7,11 +7,8 @@ import numpy as np
 import pandas as pd
 
 from . import _encoding, _kernels, _parallel, optimizers
-from ._estimator import BaseEstimator
-from ._ranking import RankingMixin
+from ._factor_model import FactorModel
 from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
-from .persistence import load_estimator, save_estimator
-from .presets import get_preset
 
 __all__ = ["MatrixFactorization"]
 
@@ -22,7 +19,7 @@ def _default_threads():
     return numba.config.NUMBA_NUM_THREADS
 
 
-class MatrixFactorization(RankingMixin, BaseEstimator):
+class MatrixFactorization(FactorModel):
     r"""Matrix factorisation of explicit ratings, trained by minibatch Adam or SGD.
 
     The model predicts
@@ -148,11 +145,6 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
-
-    @classmethod
-    def from_preset(cls, name, **overrides):
-        """A model with preset ``name``'s parameters (see :mod:`npmf.presets`), updated by ``overrides``."""
-        return cls(**{**get_preset(name), **overrides})
 
     # ------------------------------------------------------------------ fit
     def fit(self, users, items, ratings, validation_data=None, callback=None):
@@ -392,75 +384,28 @@ class MatrixFactorization(RankingMixin, BaseEstimator):
             for p, kept in zip(params, best_params):
                 p[...] = kept
 
-    # -------------------------------------------------------------- predict
-    def predict(self, users, items, clip=False):
-        """Predicted ratings for (user, item) pairs of raw ids.
-
-        An unknown user or item gets what is known: with ``biases=True``,
-        :math:`\\mu` plus the bias of whichever id is known; without biases,
-        the training mean ``global_mean_``. Never raises for unknown ids.
-
-        Parameters
-        ----------
-        users, items : array-like of shape (n,)
-        clip : bool, default False
-            Clip to ``rating_range_``, the lowest and highest training rating.
-
-        Returns
-        -------
-        ndarray of shape (n,), float64
-        """
-        self._check_fitted()
-        users, items, _ = check_triples(users, items)
-        pred = self._predict_codes(self._codes(self.user_ids_, users), self._codes(self.item_ids_, items))
-        return np.clip(pred, *self.rating_range_) if clip else pred
-
-    def _predict_codes(self, u, i):
-        known = (u >= 0) & (i >= 0)
-        out = np.empty(len(u))
-        mu = self.global_mean_ if self.biases else 0.0
-        out[known] = _kernels.predict_numba(
-            self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_, mu, u[known], i[known]
-        )
-        unknown = ~known
-        uu, ii = u[unknown], i[unknown]
-        out[unknown] = self.global_mean_
-        if self.biases:
-            out[unknown] += np.where(uu >= 0, self.user_bias_[np.maximum(uu, 0)], 0.0)
-            out[unknown] += np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0.0)
-        return out
-
-    @staticmethod
-    def _codes(categories, values):
-        """Codes of raw ids in ``categories``; -1 for ids not among them."""
-        # int32 halves the memory of the codes of tens of millions of ratings.
-        return pd.Index(categories).get_indexer(values).astype(np.int32)
-
     def _remember_seen(self, u, i):
         pairs = (u, i)  # the training codes themselves (int32; at scale the block copy's), not a copy
         if getattr(self, "_seen", None) is not None:
             pairs = tuple(np.concatenate([old, new]) for old, new in zip(self._seen, pairs))
         self._seen = pairs
 
-    def _check_fitted(self):
-        if not hasattr(self, "user_factors_"):
-            raise RuntimeError("this MatrixFactorization is not fitted yet; call fit(users, items, ratings) first")
-
     # ---------------------------------------------------------- persistence
-    def save(self, path):
-        """Write the fitted model to ``path`` as ``.npz`` (no pickle), atomically.
+    # Adam's state and step count are saved too, so partial_fit continues after load.
+    def _state_arrays(self):
+        arrays = {"n_steps": np.int64(self.n_steps_)}
+        for q, name in enumerate(_BLOCKS):
+            arrays[f"m_{name}"], arrays[f"v_{name}"] = self._m[q], self._v[q]
+        return arrays
 
-        The file holds the factors, biases, id mappings, Adam's state (so
-        :meth:`partial_fit` can continue after :meth:`load`), the training
-        pairs (for ``recommend(exclude_seen=True)``), the parameters and history.
-        """
-        self._check_fitted()
-        save_estimator(self, path)
+    def _restore_state(self, arrays):
+        self.n_steps_ = int(arrays["n_steps"])
+        self._m = [arrays[f"m_{name}"] for name in _BLOCKS]
+        self._v = [arrays[f"v_{name}"] for name in _BLOCKS]
 
-    @classmethod
-    def load(cls, path):
-        """Load a model written by :meth:`save`; it predicts identically."""
-        return load_estimator(cls, path)
+
+# The model's four parameter blocks, in the order the kernels take them.
+_BLOCKS = ("W", "H", "bu", "bi")
 
 
 # Dense Adam moves every parameter at every step. Above this many parameter

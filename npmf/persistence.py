@@ -12,55 +12,63 @@ __all__ = ["save_estimator", "load_estimator", "save_model", "load_model", "FORM
 
 FORMAT = "npmf-matrix-factorization-1"
 
-# The model's four parameter blocks, in the order the kernels take them.
-BLOCKS = ("W", "H", "bu", "bi")
+# The fitted attributes every npmf estimator has (npmf._factor_model.FactorModel).
+FITTED = ("user_factors", "item_factors", "user_bias", "item_bias", "user_ids", "item_ids")
 
 
 def save_estimator(model, path):
-    """Save a fitted :class:`~npmf.MatrixFactorization`: its state as arrays, its parameters as JSON."""
-    arrays = {
-        "user_factors": model.user_factors_,
-        "item_factors": model.item_factors_,
-        "user_bias": model.user_bias_,
-        "item_bias": model.item_bias_,
-        "global_mean": np.float64(model.global_mean_),
-        "rating_range": np.array(model.rating_range_),
-        "user_ids": model.user_ids_,
-        "item_ids": model.item_ids_,
-        "n_steps": np.int64(model.n_steps_),
-        "seen_users": model._seen[0],
-        "seen_items": model._seen[1],
-    }
-    for q, name in enumerate(BLOCKS):
-        arrays[f"m_{name}"], arrays[f"v_{name}"] = model._m[q], model._v[q]
+    """Save a fitted npmf estimator: its state as arrays, its class, parameters and history as JSON."""
+    arrays = {name: getattr(model, f"{name}_") for name in FITTED}
+    arrays.update(
+        global_mean=np.float64(model.global_mean_),
+        rating_range=np.array(model.rating_range_),
+        seen_users=model._seen[0],
+        seen_items=model._seen[1],
+        **model._state_arrays(),
+    )
     params = model.get_params()
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None  # a Generator cannot be written as JSON
-    save_model(path, arrays, json.dumps({"params": params, "history": model.history_}))
+    meta = {"estimator": type(model).__name__, "params": params, "history": model.history_}
+    save_model(path, arrays, json.dumps(meta))
 
 
 def load_estimator(cls, path):
-    """Rebuild an estimator of class ``cls`` from a file written by :func:`save_estimator`."""
+    """Rebuild the estimator written by :func:`save_estimator` to ``path``.
+
+    The file names its estimator class; it must be ``cls`` or a subclass of it
+    (so the common base class loads any npmf model).
+    """
+    from . import _factor_model  # the estimator classes import this module
+
     arrays, meta = load_model(path)
     try:
         meta = json.loads(meta)
-        model = cls(**meta["params"])
-        model.user_factors_ = arrays["user_factors"]
-        model.item_factors_ = arrays["item_factors"]
-        model.user_bias_ = arrays["user_bias"]
-        model.item_bias_ = arrays["item_bias"]
+        # Files from before the class was recorded hold a MatrixFactorization.
+        name = meta.get("estimator", "MatrixFactorization")
+        estimator = {c.__name__: c for c in _subclasses(_factor_model.FactorModel)}[name]
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is an npmf file but its contents are incomplete or damaged: {exc!r}") from exc
+    if not issubclass(estimator, cls):
+        raise ValueError(f"{path} holds a {name}, not a {cls.__name__}; load it with npmf.{name}.load or npmf.load")
+    try:
+        model = estimator(**meta["params"])
+        for attr in FITTED:
+            setattr(model, f"{attr}_", arrays[attr])
         model.global_mean_ = float(arrays["global_mean"])
         model.rating_range_ = tuple(float(x) for x in arrays["rating_range"])
-        model.user_ids_ = arrays["user_ids"]
-        model.item_ids_ = arrays["item_ids"]
-        model.n_steps_ = int(arrays["n_steps"])
         model._seen = (arrays["seen_users"], arrays["seen_items"])
-        model._m = [arrays[f"m_{name}"] for name in BLOCKS]
-        model._v = [arrays[f"v_{name}"] for name in BLOCKS]
+        model._restore_state(arrays)
         model.history_ = meta["history"]
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path} is an npmf file but its contents are incomplete or damaged: {exc!r}") from exc
     return model
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
 
 
 def save_model(path, arrays, meta):

@@ -33,26 +33,49 @@ def test_cv_table_and_preset_overrides(ratings_file, capsys):
     assert [line.split(":")[0] for line in lines[:5]] == [f"fold {k}/5" for k in range(1, 6)]
     assert lines[5].split() == ["rmse", "mae", "rounded_mae", "fit_seconds", "n_train", "n_test"]
     assert lines[-1].startswith("mean")
-    argv = ["cv", "--data", str(ratings_file), "--preset", "accurate", "--epochs", "1", "--no-biases", "--json"]
+    argv = ["cv", "--data", str(ratings_file), "--preset", "accurate_sgd", "--epochs", "1", "--no-biases", "--json"]
     assert main(argv) == 0
     params = json.loads(capsys.readouterr().out)["params"]
-    accurate = get_preset("accurate")
+    accurate = get_preset("accurate_sgd")
     assert params["biases"] is False and params["epochs"] == 1
     assert params["n_factors"] == accurate["n_factors"] and params["learning_rate"] == accurate["learning_rate"]
 
 
 def test_train_with_preset(ratings_file, capsys):
-    assert main(["train", "--data", str(ratings_file), "--preset", "accurate", "--epochs", "2", "--json"]) == 0
+    assert main(["train", "--data", str(ratings_file), "--preset", "accurate_sgd", "--epochs", "2", "--json"]) == 0
     params = json.loads(capsys.readouterr().out)["params"]
     assert {k: params[k] for k in ("optimizer", "reg", "biases")} == {
-        k: get_preset("accurate")[k] for k in ("optimizer", "reg", "biases")
+        k: get_preset("accurate_sgd")[k] for k in ("optimizer", "reg", "biases")
     }
+
+
+def test_train_accurate_saves_a_sampled_model_that_recommend_loads(ratings_file, tmp_path, capsys):
+    path = tmp_path / "model.npz"
+    argv = [
+        "train",
+        "--data",
+        str(ratings_file),
+        "--preset",
+        "accurate",
+        "--epochs",
+        "5",
+        "--json",
+        "--save",
+        str(path),
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"]["implicit_feedback"] == get_preset("accurate")["implicit_feedback"]
+    assert len(out["history"]["noise_std"]) == 5
+    assert main(["recommend", "--model", str(path), "--user", "3", "-n", "4", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 4
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["cv", "--preset", "best"], "unknown preset 'best'; available presets: seed, accurate"),
+        (["cv", "--preset", "best"], "unknown preset 'best'; available presets: seed, accurate, accurate_sgd"),
+        (["train", "--preset", "accurate", "--lr", "0.1"], "--lr does not apply to preset 'accurate'"),
         (["train", "--preset", "best"], "unknown preset 'best'"),
         (["cv", "--folds", "1"], "n_folds must be an integer"),
         (["cv", "--splits", "u1"], "--splits names MovieLens' own splits"),

@@ -1,0 +1,314 @@
+r"""The Gibbs-sampled estimator: :class:`BayesianMatrixFactorization`."""
+
+import time
+
+import numpy as np
+
+from . import gibbs
+from ._encoding import factorize_ids
+from ._factor_model import FactorModel
+from ._sampler_kernels import sample_implicit_numba, sample_rows_numba
+from ._validation import check_choice, check_float, check_int, check_triples
+from .model import _default_threads
+
+__all__ = ["BayesianMatrixFactorization"]
+
+# Hyperpriors (Salakhutdinov & Mnih 2008): Normal-Wishart with mean 0,
+# beta_0 = 2, W_0 = I, nu_0 = d; a vague Gamma(1, 1) on the noise precision.
+BETA_0 = 2.0
+NOISE_SHAPE, NOISE_RATE = 1.0, 1.0
+
+
+class BayesianMatrixFactorization(FactorModel):
+    r"""Biased matrix factorisation whose predictions average Gibbs samples of the posterior.
+
+    Same model as :class:`~npmf.MatrixFactorization` with ``biases=True``,
+
+    .. math:: \hat r_{ui} = \mu + b_u + b_i + w_u \cdot h_i,
+
+    but instead of one point estimate it draws the factors, biases, global
+    mean, noise level and the priors' means and covariances from their
+    posterior (BPMF, Salakhutdinov & Mnih 2008; the sampler and its
+    derivation are in :mod:`npmf.gibbs` and ``docs/derivation.md``). Priors
+    adapt to the data, so there is no learning rate or L2 strength to tune,
+    and averaging the samples' predictions guards against overfitting.
+
+    The average of the samples' predictions is itself a factor model: with
+    :math:`S` kept samples, :math:`\frac1S\sum_s w^{(s)}_u\cdot h^{(s)}_i`
+    is the dot product of the samples' factors laid side by side and scaled
+    by :math:`1/\sqrt S`. So the fitted ``user_factors_`` have
+    ``n_kept_samples * n_factors`` columns, and ``predict``, ``recommend``,
+    ``similar_items``, ``save`` and ``load`` are those of every npmf model.
+
+    Parameters
+    ----------
+    n_factors : int, default 10
+        k, the rank of each sample.
+    epochs : int, default 200
+        Gibbs sweeps; each draws every user row, every item row and the
+        hyperparameters once.
+    burn_in : int or None, default None
+        Sweeps discarded before samples are kept; must be below ``epochs``.
+        None: a tenth of ``epochs``.
+    n_kept_samples : int or None, default 100
+        At most this many samples are averaged, spread evenly over the sweeps
+        after ``burn_in`` (None: all of them). The fitted factors' memory
+        grows with it.
+    implicit_feedback : bool, default True
+        SVD++'s implicit feedback (Koren 2008): a user's factors are
+        :math:`w_u + |R(u)|^{-1/2}\sum_{j \in R(u)} y_j`, where :math:`R(u)`
+        are the items the user rated in training and each item has a second
+        factor vector :math:`y_j`, sampled like the others. Which items a
+        user chose to rate says something about their taste.
+    init_scale : float, default 0.1
+        Standard deviation of the normal initial factors (biases start at 0).
+    n_threads : int or None, default None
+        Threads drawing rows in parallel (None: all cores). Rows are drawn
+        from the same random numbers whatever the count: same result.
+    random_state : int, numpy.random.Generator or None
+        Seeds the initialisation and every draw.
+    verbose : int, default 0
+        1 prints one line per sweep.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : ndarray of shape (n_users, S k), (n_items, S k)
+        The kept samples' factors side by side, scaled by :math:`1/\sqrt S`.
+    user_bias_, item_bias_ : ndarray
+        Posterior means of the biases.
+    global_mean_ : float
+        Posterior mean of :math:`\mu`.
+    n_samples_ : int
+        S, the number of samples averaged.
+    history_ : dict of lists
+        Per sweep: ``loss`` (training MSE of the current sample),
+        ``noise_std`` (:math:`\alpha^{-1/2}` drawn), ``seconds``; with
+        ``validation_data``, ``val_loss`` and ``val_rmse`` of the average of
+        the samples kept so far (of the current sample during burn-in).
+
+    Examples
+    --------
+    >>> import npmf
+    >>> model = npmf.BayesianMatrixFactorization(epochs=20, burn_in=5, random_state=0)
+    >>> model = model.fit([1, 1, 2, 3], ["a", "b", "a", "b"], [5, 3, 4, 1])
+    >>> model.predict([1, 9], ["a", "a"]).shape
+    (2,)
+    """
+
+    # The sampled model always has biases (FactorModel's prediction reads this).
+    biases = True
+
+    def __init__(
+        self,
+        n_factors=10,
+        epochs=200,
+        burn_in=None,
+        n_kept_samples=100,
+        implicit_feedback=True,
+        init_scale=0.1,
+        n_threads=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.epochs = epochs
+        self.burn_in = burn_in
+        self.n_kept_samples = n_kept_samples
+        self.implicit_feedback = implicit_feedback
+        self.init_scale = init_scale
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        epochs = check_int("epochs", self.epochs)
+        burn_in = epochs // 10 if self.burn_in is None else check_int("burn_in", self.burn_in, minimum=0)
+        if burn_in >= epochs:
+            raise ValueError(f"burn_in must be below epochs ({epochs}) so that samples are kept; got {burn_in}")
+        kept = epochs - burn_in
+        if self.n_kept_samples is not None:
+            kept = min(kept, check_int("n_kept_samples", self.n_kept_samples))
+        return {
+            "n_factors": check_int("n_factors", self.n_factors),
+            "epochs": epochs,
+            "burn_in": burn_in,
+            "n_kept": kept,
+            "implicit": bool(check_choice("implicit_feedback", self.implicit_feedback, (True, False))),
+            "init_scale": check_float("init_scale", self.init_scale, low=0, low_open=False),
+            "n_threads": _default_threads() if self.n_threads is None else check_int("n_threads", self.n_threads),
+        }
+
+    def fit(self, users, items, ratings, validation_data=None, callback=None):
+        """Sample the posterior given (user, item, rating) triples and keep the average model.
+
+        Parameters
+        ----------
+        users, items : array-like or Series of shape (n,)
+            Raw ids of any hashable type.
+        ratings : array-like of shape (n,)
+            Finite numbers, on any scale.
+        validation_data : tuple (users, items, ratings), optional
+            Scored after every sweep (``val_loss``, ``val_rmse`` in ``history_``).
+        callback : callable, optional
+            Called after every sweep as ``callback(epoch, seconds, loss)``.
+
+        Returns
+        -------
+        self
+        """
+        import numba
+
+        config = self._check_params()
+        users, items, ratings = check_triples(users, items, ratings)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 3:
+                raise ValueError("validation_data must be a tuple (users, items, ratings)")
+            val = check_triples(*validation_data)
+        u, self.user_ids_ = factorize_ids("user", users)
+        i, self.item_ids_ = factorize_ids("item", items)
+        u, i = u.astype(np.int32), i.astype(np.int32)
+        r = ratings.astype(np.float64)
+        self.rating_range_ = (float(r.min()), float(r.max()))
+        self._seen = (u, i)
+
+        previous = numba.get_num_threads()
+        numba.set_num_threads(min(config["n_threads"], numba.config.NUMBA_NUM_THREADS))
+        try:
+            self._sample(u, i, r, config, val, callback)
+        finally:
+            numba.set_num_threads(previous)
+        return self
+
+    def _sample(self, u, i, r, config, val, callback):
+        rng = np.random.default_rng(self.random_state)
+        chain = _Chain(u, i, r, len(self.user_ids_), len(self.item_ids_), config, rng)
+        k, M, N = config["n_factors"], len(self.user_ids_), len(self.item_ids_)
+        keep = set(np.linspace(config["burn_in"], config["epochs"] - 1, config["n_kept"]).round().astype(int))
+        S = len(keep)
+        W_all, H_all = np.empty((M, S * k)), np.empty((N, S * k))
+        sums = {"bu": np.zeros(M), "bi": np.zeros(N), "mu": 0.0}
+        self.history_ = {"loss": [], "noise_std": [], "seconds": []}
+        if val is not None:
+            self.history_.update(val_loss=[], val_rmse=[])
+            val_u, val_i = self._codes(self.user_ids_, val[0]), self._codes(self.item_ids_, val[1])
+            val_sum = np.zeros(len(val_u))
+
+        s = 0
+        for epoch in range(config["epochs"]):
+            start = time.perf_counter()
+            loss = chain.sweep(rng)
+            X, Y = chain.user_rows(), chain.Y
+            if epoch in keep:
+                W_all[:, s * k : (s + 1) * k] = X[:, 1:]
+                H_all[:, s * k : (s + 1) * k] = Y[:, 1:]
+                sums["bu"] += X[:, 0]
+                sums["bi"] += Y[:, 0]
+                sums["mu"] += chain.mu
+                s += 1
+            seconds = time.perf_counter() - start
+            noise_std = 1.0 / np.sqrt(chain.alpha)
+            self.history_["loss"].append(loss)
+            self.history_["noise_std"].append(noise_std)
+            self.history_["seconds"].append(seconds)
+            line = (
+                f"Epoch {epoch + 1}/{config['epochs']} - {seconds:.3f}s - loss: {loss:.4f} - noise_std: {noise_std:.4f}"
+            )
+            if val is not None:
+                pred = _predict_sample(X, Y, chain.mu, val_u, val_i)
+                if epoch in keep:
+                    val_sum += pred
+                if s:  # after burn-in: the average of the samples kept so far
+                    pred = val_sum / s
+                val_loss = float(np.mean((pred - val[2]) ** 2))
+                self.history_["val_loss"].append(val_loss)
+                self.history_["val_rmse"].append(float(np.sqrt(val_loss)))
+                line += f" - val_rmse: {np.sqrt(val_loss):.4f}"
+            if self.verbose:
+                print(line, flush=True)
+            if callback is not None:
+                callback(epoch, seconds, loss)
+
+        # The average of S dot products is one dot product of the samples side by side, over sqrt(S) each.
+        self.n_samples_ = S
+        self.user_factors_ = W_all / np.sqrt(S)
+        self.item_factors_ = H_all / np.sqrt(S)
+        self.user_bias_ = sums["bu"] / S
+        self.item_bias_ = sums["bi"] / S
+        self.global_mean_ = sums["mu"] / S
+
+    def _state_arrays(self):
+        return {"n_samples": np.int64(self.n_samples_)}
+
+    def _restore_state(self, arrays):
+        self.n_samples_ = int(arrays["n_samples"])
+
+
+class _Chain:
+    """The state of the Gibbs sampler, and one sweep over it (the order of :mod:`npmf.gibbs`)."""
+
+    def __init__(self, u, i, r, n_users, n_items, config, rng):
+        k = config["n_factors"]
+        d = k + 1
+        self.u, self.i, self.r = u, i, r
+        self.by_user = gibbs.ratings_by_row(u, i, n_users)
+        self.by_item = gibbs.ratings_by_row(i, u, n_items)
+        self.X, self.Y = np.zeros((n_users, d)), np.zeros((n_items, d))  # rows (bias, factors)
+        self.X[:, 1:] = rng.normal(0.0, config["init_scale"], (n_users, k))
+        self.Y[:, 1:] = rng.normal(0.0, config["init_scale"], (n_items, k))
+        self.priors = [(np.eye(d), np.zeros(d)), (np.eye(d), np.zeros(d))]  # (Lambda, Lambda mu) per side
+        self.mu, self.alpha = float(r.mean()), 1.0
+        self.implicit = config["implicit"]
+        if self.implicit:  # SVD++: s_u sums the implicit factors y_j of the user's items
+            self.Y_imp, self.S = np.zeros((n_items, k)), np.zeros((n_users, k))
+            self.scale = 1.0 / np.sqrt(np.diff(self.by_user[0]))
+            self.priors.append((np.eye(k), np.zeros(k)))
+
+    def user_rows(self):
+        """User rows as the items and the predictions see them: (b_u, w_u + s_u)."""
+        if not self.implicit:
+            return self.X
+        X = self.X.copy()
+        X[:, 1:] += self.S
+        return X
+
+    def sweep(self, rng):
+        """Draw every block once from its conditional; returns the training MSE after the sweep."""
+        u, i, r = self.u, self.i, self.r
+        target = r - self.mu
+        if self.implicit:
+            target = target - np.einsum("nk,nk->n", self.S[u], self.Y[i, 1:])
+        _sample_side(self.X, self.Y, self.by_user, target, self.alpha, self.priors[0], rng)
+        _sample_side(self.Y, self.user_rows(), self.by_item, r - self.mu, self.alpha, self.priors[1], rng)
+        if self.implicit:
+            _, err = gibbs.squared_error(self.user_rows(), self.Y, self.mu, u, i, r)
+            H = np.ascontiguousarray(self.Y[:, 1:])
+            eps = rng.standard_normal(self.Y_imp.shape)
+            sample_implicit_numba(
+                self.Y_imp, H, self.S, *self.by_user[:2], *self.by_item[:2], err[self.by_user[2]],
+                self.scale, self.alpha, *self.priors[2], eps,
+            )  # fmt: skip
+        _, err = gibbs.squared_error(self.user_rows(), self.Y, self.mu, u, i, r)
+        new_mu = gibbs.sample_global_mean(self.mu, err, self.alpha, rng)
+        err -= new_mu - self.mu
+        self.mu = new_mu
+        sse = float(err @ err)
+        self.alpha = gibbs.sample_noise_precision(sse, len(r), NOISE_SHAPE, NOISE_RATE, rng)
+        sides = (self.X, self.Y, self.Y_imp) if self.implicit else (self.X, self.Y)
+        self.priors = [gibbs.sample_normal_wishart(Z, BETA_0, np.eye(Z.shape[1]), Z.shape[1], rng) for Z in sides]
+        return sse / len(r)
+
+
+def _sample_side(rows, other, grouped, target, alpha, prior, rng):
+    """Draw every row of ``rows`` given the ``other`` side (gibbs.sample_rows, in Numba)."""
+    ptr, partners, order = grouped
+    eps = rng.standard_normal(rows.shape)
+    sample_rows_numba(rows, other, ptr, partners, target[order], alpha, *prior, eps)
+
+
+def _predict_sample(X, Y, mu, u, i):
+    """One sample's predictions for codes ``u``, ``i``; unknown ids (-1) fall back to the known bias."""
+    known_u, known_i = u >= 0, i >= 0
+    Xu = np.where(known_u[:, None], X[np.maximum(u, 0)], 0.0)
+    Yi = np.where(known_i[:, None], Y[np.maximum(i, 0)], 0.0)
+    return mu + Xu[:, 0] + Yi[:, 0] + np.einsum("nk,nk->n", Xu[:, 1:], Yi[:, 1:])
