@@ -165,34 +165,40 @@ class BayesianMatrixFactorization(FactorModel):
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 3:
                 raise ValueError("validation_data must be a tuple (users, items, ratings)")
             val = check_triples(*validation_data)
-        u, self.user_ids_ = factorize_ids("user", users)
-        i, self.item_ids_ = factorize_ids("item", items)
+        u, user_ids = factorize_ids("user", users)
+        i, item_ids = factorize_ids("item", items)
         u, i = u.astype(np.int32), i.astype(np.int32)
         r = ratings.astype(np.float64)
-        self.rating_range_ = (float(r.min()), float(r.max()))
-        self._seen = (u, i)
+        if val is not None:
+            val = (self._codes(user_ids, val[0]), self._codes(item_ids, val[1]), val[2])
 
         previous = numba.get_num_threads()
         numba.set_num_threads(min(config["n_threads"], numba.config.NUMBA_NUM_THREADS))
         try:
-            self._sample(u, i, r, config, val, callback)
+            fitted = self._sample(u, i, r, (len(user_ids), len(item_ids)), config, val, callback)
         finally:
             numba.set_num_threads(previous)
+        # Only a finished chain replaces the model: an interrupted fit leaves the previous one whole.
+        for name, value in fitted.items():
+            setattr(self, name, value)
+        self.user_ids_, self.item_ids_ = user_ids, item_ids
+        self.rating_range_ = (float(r.min()), float(r.max()))
+        self._seen = (u, i)
         return self
 
-    def _sample(self, u, i, r, config, val, callback):
+    def _sample(self, u, i, r, shape, config, val, callback):
+        """Run the chain; returns the fitted attributes (the average of the kept samples, and the history)."""
         rng = np.random.default_rng(self.random_state)
-        chain = _Chain(u, i, r, len(self.user_ids_), len(self.item_ids_), config, rng)
-        k, M, N = config["n_factors"], len(self.user_ids_), len(self.item_ids_)
+        chain = _Chain(u, i, r, *shape, config, rng)
+        (M, N), k = shape, config["n_factors"]
         keep = set(np.linspace(config["burn_in"], config["epochs"] - 1, config["n_kept"]).round().astype(int))
         S = len(keep)
         W_all, H_all = np.empty((M, S * k)), np.empty((N, S * k))
         sums = {"bu": np.zeros(M), "bi": np.zeros(N), "mu": 0.0}
-        self.history_ = {"loss": [], "noise_std": [], "seconds": []}
+        history = {"loss": [], "noise_std": [], "seconds": []}
         if val is not None:
-            self.history_.update(val_loss=[], val_rmse=[])
-            val_u, val_i = self._codes(self.user_ids_, val[0]), self._codes(self.item_ids_, val[1])
-            val_sum = np.zeros(len(val_u))
+            history.update(val_loss=[], val_rmse=[])
+            val_sum = np.zeros(len(val[0]))
 
         s = 0
         for epoch in range(config["epochs"]):
@@ -208,21 +214,21 @@ class BayesianMatrixFactorization(FactorModel):
                 s += 1
             seconds = time.perf_counter() - start
             noise_std = 1.0 / np.sqrt(chain.alpha)
-            self.history_["loss"].append(loss)
-            self.history_["noise_std"].append(noise_std)
-            self.history_["seconds"].append(seconds)
+            history["loss"].append(loss)
+            history["noise_std"].append(noise_std)
+            history["seconds"].append(seconds)
             line = (
                 f"Epoch {epoch + 1}/{config['epochs']} - {seconds:.3f}s - loss: {loss:.4f} - noise_std: {noise_std:.4f}"
             )
             if val is not None:
-                pred = _predict_sample(X, Y, chain.mu, val_u, val_i)
+                pred = _predict_sample(X, Y, chain.mu, val[0], val[1])
                 if epoch in keep:
                     val_sum += pred
                 if s:  # after burn-in: the average of the samples kept so far
                     pred = val_sum / s
                 val_loss = float(np.mean((pred - val[2]) ** 2))
-                self.history_["val_loss"].append(val_loss)
-                self.history_["val_rmse"].append(float(np.sqrt(val_loss)))
+                history["val_loss"].append(val_loss)
+                history["val_rmse"].append(float(np.sqrt(val_loss)))
                 line += f" - val_rmse: {np.sqrt(val_loss):.4f}"
             if self.verbose:
                 print(line, flush=True)
@@ -230,12 +236,15 @@ class BayesianMatrixFactorization(FactorModel):
                 callback(epoch, seconds, loss)
 
         # The average of S dot products is one dot product of the samples side by side, over sqrt(S) each.
-        self.n_samples_ = S
-        self.user_factors_ = W_all / np.sqrt(S)
-        self.item_factors_ = H_all / np.sqrt(S)
-        self.user_bias_ = sums["bu"] / S
-        self.item_bias_ = sums["bi"] / S
-        self.global_mean_ = sums["mu"] / S
+        return {
+            "n_samples_": S,
+            "user_factors_": W_all / np.sqrt(S),
+            "item_factors_": H_all / np.sqrt(S),
+            "user_bias_": sums["bu"] / S,
+            "item_bias_": sums["bi"] / S,
+            "global_mean_": sums["mu"] / S,
+            "history_": history,
+        }
 
     def _state_arrays(self):
         return {"n_samples": np.int64(self.n_samples_)}

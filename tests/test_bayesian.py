@@ -229,3 +229,18 @@ def test_accurate_preset_on_ml100k_u1_short_chain(ml100k_home):
     model = npmf.from_preset("accurate", epochs=40, burn_in=10, n_kept_samples=30, random_state=0)
     model.fit(train.user_id, train.item_id, train.rating)
     assert npmf.metrics.rmse(test.rating, model.predict(test.user_id, test.item_id)) < 0.93
+
+
+def test_an_interrupted_refit_leaves_the_fitted_model_whole():
+    u, i, r = planted(seed=7)
+    model = npmf.BayesianMatrixFactorization(epochs=6, random_state=0).fit(u, i, r)
+    before = model.predict(u, i)
+
+    def stop(epoch, seconds, loss):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(u + 1000, i, r, callback=stop)  # other user ids: a half-written model would mix them
+    np.testing.assert_array_equal(model.predict(u, i), before)
+    assert len(model.history_["loss"]) == 6
