@@ -31,7 +31,8 @@ conditional given all the others (``docs/derivation.md``, part 3, derives them):
 3. :func:`sample_normal_wishart` for each side's :math:`(\mu, \Lambda)`.
 
 With implicit feedback (SVD++), step 1 is followed by :func:`sample_implicit`,
-and the user factors seen by the items are :math:`w_u + s_u`.
+and the user factors seen by the items are :math:`w_u + s_u`; with feedback on
+both sides, the same function then draws the items' mirror image.
 
 The Numba kernels in :mod:`npmf._sampler_kernels` draw exactly as
 :func:`sample_rows` and :func:`sample_implicit` do, from the same standard normals.

@@ -40,7 +40,7 @@ PRESETS = {
         "n_factors": 5,
         "epochs": 600,
         "n_kept_samples": 100,
-        "implicit_feedback": True,
+        "implicit_feedback": "both",
     },
     "accurate_sgd": {
         "n_factors": 400,

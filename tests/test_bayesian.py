@@ -132,7 +132,7 @@ def test_noise_precision_and_global_mean_draws():
     assert np.std(mus) == pytest.approx(1 / np.sqrt(2.0 * 400), rel=0.03)
 
 
-@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize("implicit", ["none", "users", "both"])
 def test_fit_learns_a_planted_model(implicit):
     u, i, r = planted(n_users=60, n_items=40, n_ratings=1500, k=2, noise=0.1, seed=1)
     test = slice(1300, None)
@@ -167,7 +167,9 @@ def test_predictions_average_the_kept_samples():
 def test_same_seed_same_model_for_any_thread_count():
     u, i, r = planted(seed=3)
     fits = [
-        npmf.BayesianMatrixFactorization(epochs=8, burn_in=2, n_threads=t, random_state=7).fit(u, i, r)
+        npmf.BayesianMatrixFactorization(
+            epochs=8, burn_in=2, implicit_feedback="both", n_threads=t, random_state=7
+        ).fit(u, i, r)
         for t in (1, 2, 1)
     ]
     assert fits[0].n_samples_ == 6  # n_kept_samples (100) is capped by the 6 sweeps after burn-in
@@ -205,7 +207,7 @@ def test_save_load_roundtrip_and_class_checks(tmp_path):
     [
         ({"epochs": 10, "burn_in": 10}, "burn_in must be below epochs"),
         ({"n_kept_samples": 0}, "n_kept_samples must be an integer >= 1"),
-        ({"implicit_feedback": "yes"}, "implicit_feedback must be one of"),
+        ({"implicit_feedback": True}, "implicit_feedback must be one of"),
         ({"n_factors": 0}, "n_factors must be an integer >= 1"),
         ({"init_scale": -1.0}, "init_scale must be"),
     ],
