@@ -82,7 +82,8 @@ def main(argv=None):
     records = []
     with tempfile.TemporaryDirectory(prefix="npmf-scale-") as tmp:
         for size in args.sizes.split(","):
-            data = _generate(size, Path(tmp))
+            data, made = _generate(size, Path(tmp))
+            records.append(made)
             if size in ("ml-1m", "ml-10m"):  # the sizes GroupLens ships in the "::" format
                 records.append(_time_read(size, data, Path(tmp)))
                 print(f"{size}: read_ratings on the '::' file: {records[-1]['seconds_per_million_lines']:.2f} s "
@@ -118,10 +119,11 @@ def _generate(size, folder):
     M, N, n = SHAPES[size]
     start = time.perf_counter()
     df = make_ratings(M, N, n, random_state=0)
-    print(f"{size}: generated {n:,} ratings ({M:,} x {N:,}) in {time.perf_counter() - start:.1f} s", flush=True)
+    seconds = time.perf_counter() - start
+    print(f"{size}: generated {n:,} ratings ({M:,} x {N:,}) in {seconds:.1f} s", flush=True)
     path = folder / f"{size}.npz"
     np.savez(path, u=df.user_id.to_numpy(), i=df.item_id.to_numpy(), r=df.rating.to_numpy(), M=M, N=N)
-    return path
+    return path, {"size": size, "method": "make_ratings", "n_ratings": n, "generate_seconds": seconds}
 
 
 def _time_read(size, data, folder):
@@ -285,7 +287,7 @@ def _markdown(run):
         "| data | k | method | s / epoch | M ratings / s | vs LibMF | peak RSS MB | RSS / payload |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    recs = [r for r in run["records"] if "error" not in r and "read_seconds" not in r]
+    recs = [r for r in run["records"] if "error" not in r and "seconds_per_epoch" in r]
     for r in recs:
         lib = [x for x in recs if x["method"] == "libmf" and x["size"] == r["size"] and x["k"] == r["k"]]
         vs = f"{r['mratings_per_s'] / lib[0]['mratings_per_s']:.2f}x" if lib else "-"
@@ -293,9 +295,15 @@ def _markdown(run):
             f"| {r['size']} | {r['k']} | {r['method']} | {r['seconds_per_epoch']:.2f} | {r['mratings_per_s']:.2f} "
             f"| {vs} | {r['peak_rss_mb']:.0f} | {r['rss_over_payload']:.2f} |"
         )
+    made = [r for r in run["records"] if "generate_seconds" in r]
     reads = [r for r in run["records"] if "read_seconds" in r]
-    if reads:
+    if made or reads:
         lines.append("")
+        lines += [
+            f"`make_ratings` generated the {r['size']} shape, {r['n_ratings']:,} ratings, in "
+            f"{r['generate_seconds']:.2f} s (in the parent process, before the runs above)."
+            for r in made
+        ]
         lines += [
             f"`read_ratings` on a generated {r['size']} file in the `::` format: {r['n_lines']:,} lines in "
             f"{r['read_seconds']:.2f} s ({r['seconds_per_million_lines']:.2f} s per million lines)."
@@ -318,6 +326,13 @@ rotation of P x P blocks (P <= 64, from the number of ratings and the batch size
 same bits for any thread count; ratings stored once per fit block by block as int32/int32/dtype and shuffled in
 place per block each epoch; each row's w, b, g, m, v in one record; gradient accumulation and Adam through
 scratch rows so LLVM vectorises them.
+
+Where the memory goes in `fit` (see `npmf/_encoding.py`): the caller's arrays (the payload's ratings), the
+parameters, the records (parameters, gradients and, for `lazy_adam`, Adam's moments, which the model then reads
+as views of the records rather than keeping a copy), and the block copy of the ratings. Compact integer ids are
+their own keys, so no per-rating array of codes exists besides the block copy, which also serves as the training
+pairs that `recommend(exclude_seen=True)` needs; there is no per-epoch snapshot of the weights (a diverged epoch is
+simply not written back from the records).
 """
 
 
