@@ -37,7 +37,7 @@ PRESETS = {
         "reg": 0.0,
     },
     "accurate": {
-        "n_factors": 5,
+        "n_factors": 10,
         "epochs": 600,
         "n_kept_samples": 100,
         "implicit_feedback": "both",
