@@ -49,7 +49,7 @@ def cross_validate(model, folds, clip=None, step=None, verbose=False):
     --------
     >>> import npmf
     >>> folds = npmf.load_movielens_folds("ml-100k")  # doctest: +SKIP
-    >>> model = npmf.MatrixFactorization.from_preset("accurate", random_state=0)  # doctest: +SKIP
+    >>> model = npmf.from_preset("accurate", random_state=0)  # doctest: +SKIP
     >>> npmf.cross_validate(model, folds).loc["mean", "rmse"]  # doctest: +SKIP
     """
     folds = list(folds)
