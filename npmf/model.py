@@ -440,7 +440,3 @@ def _grow(a, n_new):
     out = np.zeros((len(a) + n_new,) + a.shape[1:], a.dtype)
     out[: len(a)] = a
     return out
-
-
-# npmf.bayesian encodes its ids with the same function.
-_factorize = _encoding.factorize_ids
