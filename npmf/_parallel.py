@@ -307,11 +307,30 @@ class BlockEpochs:
             params[side + 2][...] = X[:, k]
 
     def release(self, m, v):
-        """Give ``m`` and ``v`` arrays of their own again and drop the records and the ratings' copy."""
-        self.r = None  # first, to make room for the copies
+        """Give ``m`` and ``v`` arrays of their own again and drop the records and the ratings' copy.
+
+        No copy is made: each record array is compacted in place to its
+        ``[m | v]`` segments, row after row, and then shrunk (``ndarray.resize``,
+        a ``realloc`` that returns the freed tail to the system). Copying the
+        moments out instead would hold them twice, next to the whole records,
+        at the very end of ``fit``: the peak of a fit with many rows and few
+        ratings per row. Only if something still holds a view of the records
+        (``resize`` refuses then) are the moments copied.
+        """
+        self.r = None
         if self.lazy:
-            for state in (m, v):
-                state[:] = [np.ascontiguousarray(a) for a in state]
+            s = self.records[0].shape[1] // self.segments
+            for side in (0, 1):
+                for state in (m, v):  # drop the views, so that the records' memory can be resized
+                    state[side] = state[side + 2] = None
+                X, self.records[side] = self.records[side], None
+                _keep_moments(X, s)
+                try:
+                    X.resize((len(X), 2 * s), refcheck=True)
+                except ValueError:  # a view of the records is still held somewhere: copy instead
+                    X = X.reshape(-1)[: len(X) * 2 * s].reshape(len(X), 2 * s).copy()
+                m[side], m[side + 2] = X[:, : s - 1], X[:, s - 1]
+                v[side], v[side + 2] = X[:, s : 2 * s - 1], X[:, 2 * s - 1]
         self.records = None
 
     def run(self, rng, mu, t0):
@@ -344,6 +363,20 @@ class BlockEpochs:
         finally:
             numba.set_num_threads(previous)
         return float(total), self.n_batches
+
+
+@_jit
+def _keep_moments(X, s):
+    """Move each row's ``[m | v]`` segments (the last two of four) to the front, in place: row q to ``[2sq, 2s(q+1))``.
+
+    Row q's moments start at ``4sq + 2s``, never before their destination, and
+    rows are moved in order, so nothing is overwritten before it is read.
+    """
+    flat = X.reshape(-1)
+    for q in range(X.shape[0]):
+        src, dst = 4 * s * q + 2 * s, 2 * s * q
+        for c in range(2 * s):
+            flat[dst + c] = flat[src + c]
 
 
 def _as_codes(codes, n):

@@ -61,13 +61,31 @@ def test_block_epochs_equal_numpy_twin(optimizer, batch_size, fit_bias, reg, n_t
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
         assert total == pytest.approx(ref, rel=1e-12)
     assert steps == blocks.batch_offsets(offsets, batch_size)[-1]
+    del a, b  # views of the records: held, they would make release copy instead of shrinking in place
+    records = [None if X is None else X.__array_interface__["data"][0] for X in fast.records]
     fast.release(m1, v1)  # the moments, views of the records until now, become arrays of their own
-    assert all(a.flags.c_contiguous and a.base is None for a in m1 + v1)
+    assert fast.records is None and fast.r is None
+    if optimizer == "lazy_adam":  # the moments now live where the records did, compacted
+        assert [m1[0].__array_interface__["data"][0], m1[1].__array_interface__["data"][0]] == records
     for a, b in zip(m1 + v1, m2 + v2, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     assert not np.allclose(p1[0], params[0])
     if not fit_bias:
         assert not p1[2].any() and not p1[3].any()
+
+
+def test_release_copies_the_moments_when_a_view_of_the_records_is_held():
+    u, i, r, params = _problem()
+    config = _config("lazy_adam", 8, True, 0.05, 1)
+    p1, m1, v1 = _states(params)
+    fast = _parallel.BlockEpochs(u, i, r, p1, m1, v1, config, n_strata=3)
+    fast.run(np.random.default_rng(5), 3.0, 0)
+    expected = [a.copy() for a in m1 + v1]
+    held = m1[0]  # a caller's view of the user records
+    fast.release(m1, v1)
+    for a, b in zip(m1 + v1, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(m1[0], held)
 
 
 def test_strata_balance_the_ratings():
@@ -218,7 +236,9 @@ def test_blocks_keep_the_seen_pairs_without_a_copy_of_the_codes(always_blocks):
                                 random_state=0).fit(df.user_id + 7, df.item_id, df.rating)  # fmt: skip
     seen = set(zip(model.user_ids_[model._seen[0]], model.item_ids_[model._seen[1]]))
     assert seen == set(zip(df.user_id + 7, df.item_id)) and len(model._seen[0]) == len(df)
-    assert all(a.flags.c_contiguous and a.base is None for a in model._m + model._v)
+    # the moments are views of the records shrunk to their m and v segments: the records' w and g are freed
+    for a in model._m + model._v:
+        assert a.base is None or (a.base.flags.owndata and a.base.shape == (len(a), 2 * (4 + 1)))
     user = int(df.user_id[0]) + 7
     top = model.recommend(user, n=100)
     assert not set(top.item_id) & set(df.item_id[df.user_id + 7 == user])
