@@ -332,7 +332,8 @@ parameters, the records (parameters, gradients and, for `lazy_adam`, Adam's mome
 as views of the records rather than keeping a copy), and the block copy of the ratings. Compact integer ids are
 their own keys, so no per-rating array of codes exists besides the block copy, which also serves as the training
 pairs that `recommend(exclude_seen=True)` needs; there is no per-epoch snapshot of the weights (a diverged epoch is
-simply not written back from the records).
+simply not written back from the records). At the end the records are compacted in place to Adam's moments and
+shrunk, not copied.
 """
 
 
