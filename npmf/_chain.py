@@ -58,7 +58,7 @@ class Chain:
     def errors(self):
         """Residuals r - r_hat of every rating at the current state."""
         u, i = self.codes
-        return gibbs.squared_error(self.effective(0), self.effective(1), self.mu, u, i, self.r)[1]
+        return gibbs.residuals(self.effective(0), self.effective(1), self.mu, u, i, self.r)
 
     def sweep(self, rng):
         """Draw every block once from its conditional; returns the training MSE after the sweep."""

@@ -32,6 +32,7 @@ therefore agrees with the twin to about 1e-16 relative, not to the bit (the
 tests ask 1e-12). Compilation is deterministic, so reruns give the same bits.
 """
 
+import contextlib
 import os
 
 # Set before numba first loads its OpenMP layer: threads that sleep at the
@@ -47,7 +48,7 @@ from . import blocks  # noqa: E402
 from ._encoding import Codes, count_codes  # noqa: E402
 from .optimizers import adam_step_sizes  # noqa: E402
 
-__all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
+__all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks", "numba_threads"]
 
 # Below this many ratings the serial kernel (the exact Keras-order epoch) is
 # used: a problem this small trains in well under a second per epoch anyway.
@@ -55,6 +56,17 @@ BLOCK_MIN_RATINGS = 500_000
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 _fast = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "nsz"})
+
+
+@contextlib.contextmanager
+def numba_threads(n_threads):
+    """Run the block with Numba's parallel regions on ``n_threads`` threads (capped by the pool), then restore."""
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def use_blocks(config, n_ratings):
@@ -348,9 +360,7 @@ class BlockEpochs:
         alphas = adam_step_sizes(t0, n_alphas, c["learning_rate"], c["beta_1"], c["beta_2"]).astype(self.dtype)
         totals = np.zeros(self.P * self.P)
         tmps = np.zeros((self.P, 1), self.dtype)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(c["n_threads"], numba.config.NUMBA_NUM_THREADS)))
-        try:
+        with numba_threads(c["n_threads"]):
             # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
             # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
             with np.errstate(over="ignore"):
@@ -360,8 +370,6 @@ class BlockEpochs:
                     dt(c["learning_rate"]), dt(1.0 - c["beta_1"]), dt(1.0 - c["beta_2"]), dt(c["epsilon"]),
                     dt(c["reg"]), totals, tmps,
                 )  # fmt: skip
-        finally:
-            numba.set_num_threads(previous)
         return float(total), self.n_batches
 
 

@@ -16,6 +16,7 @@ __all__ = ["sample_rows_numba", "sample_implicit_numba"]
 
 @njit(cache=True, parallel=True)
 def sample_rows_numba(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps):
+    """Twin of :func:`npmf.gibbs.sample_rows`: every row of ``X`` drawn from its Gaussian conditional, in place."""
     n_rows, d = X.shape
     for q in prange(n_rows):
         P = Lam.copy()

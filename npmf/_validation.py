@@ -85,6 +85,13 @@ def check_triples(users, items, ratings=None):
     return users, items, ratings
 
 
+def check_validation_data(validation_data):
+    """``validation_data`` as checked triples; ValueError unless it is ``(users, items, ratings)``."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 3:
+        raise ValueError("validation_data must be a tuple (users, items, ratings)")
+    return check_triples(*validation_data)
+
+
 def _as_1d(name, values):
     arr = np.asarray(values)
     if arr.ndim != 1:

@@ -4,10 +4,12 @@ import time
 
 import numpy as np
 
+from . import gibbs
 from ._chain import Chain
 from ._encoding import factorize_ids
 from ._factor_model import FactorModel
-from ._validation import check_choice, check_float, check_int, check_triples
+from ._parallel import numba_threads
+from ._validation import check_choice, check_float, check_int, check_triples, check_validation_data
 from .model import _default_threads
 
 __all__ = ["BayesianMatrixFactorization"]
@@ -161,15 +163,9 @@ class BayesianMatrixFactorization(FactorModel):
         -------
         self
         """
-        import numba
-
         config = self._check_params()
         users, items, ratings = check_triples(users, items, ratings)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 3:
-                raise ValueError("validation_data must be a tuple (users, items, ratings)")
-            val = check_triples(*validation_data)
+        val = None if validation_data is None else check_validation_data(validation_data)
         u, user_ids = factorize_ids("user", users)
         i, item_ids = factorize_ids("item", items)
         u, i = u.astype(np.int32), i.astype(np.int32)
@@ -177,12 +173,8 @@ class BayesianMatrixFactorization(FactorModel):
         if val is not None:
             val = (self._codes(user_ids, val[0]), self._codes(item_ids, val[1]), val[2])
 
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(config["n_threads"], numba.config.NUMBA_NUM_THREADS))
-        try:
+        with numba_threads(config["n_threads"]):
             fitted = self._sample(u, i, r, (len(user_ids), len(item_ids)), config, val, callback)
-        finally:
-            numba.set_num_threads(previous)
         # Only a finished chain replaces the model: an interrupted fit leaves the previous one whole.
         for name, value in fitted.items():
             setattr(self, name, value)
@@ -259,8 +251,9 @@ class BayesianMatrixFactorization(FactorModel):
 
 
 def _predict_sample(X, Y, mu, u, i):
-    """One sample's predictions for codes ``u``, ``i``; unknown ids (-1) fall back to the known bias."""
-    known_u, known_i = u >= 0, i >= 0
-    Xu = np.where(known_u[:, None], X[np.maximum(u, 0)], 0.0)
-    Yi = np.where(known_i[:, None], Y[np.maximum(i, 0)], 0.0)
-    return mu + Xu[:, 0] + Yi[:, 0] + np.einsum("nk,nk->n", Xu[:, 1:], Yi[:, 1:])
+    """One sample's predictions for codes ``u``, ``i``; an unknown id (-1) falls back to the known bias.
+
+    Code -1 indexes the last row, so each side gets a row of zeros appended.
+    """
+    zero = np.zeros((1, X.shape[1]))
+    return gibbs.predict(np.vstack([X, zero]), np.vstack([Y, zero]), mu, u, i)

@@ -48,7 +48,8 @@ __all__ = [
     "sample_global_mean",
     "sample_noise_precision",
     "sample_normal_wishart",
-    "squared_error",
+    "predict",
+    "residuals",
 ]
 
 
@@ -161,11 +162,15 @@ def sample_implicit(Y_imp, H, S, user_ptr, user_items, item_ptr, item_users, err
         np.add.at(g, us, -c[:, None] * (G[us] @ delta))
 
 
-def squared_error(X, Y, mu, users, items, ratings):
-    """Sum of squared errors of the prediction ``mu + b_u + c_i + w_u . h_i``."""
+def predict(X, Y, mu, users, items):
+    """``mu + b_u + c_i + w_u . h_i`` from rows ``X[u] = (b_u, w_u)`` and ``Y[i] = (c_i, h_i)``."""
     Xu, Yi = X[users], Y[items]
-    err = ratings - (mu + Xu[:, 0] + Yi[:, 0] + np.einsum("nk,nk->n", Xu[:, 1:], Yi[:, 1:]))
-    return float(err @ err), err
+    return mu + Xu[:, 0] + Yi[:, 0] + np.einsum("nk,nk->n", Xu[:, 1:], Yi[:, 1:])
+
+
+def residuals(X, Y, mu, users, items, ratings):
+    """``ratings`` minus :func:`predict`: what :func:`sample_global_mean` and the noise precision read."""
+    return ratings - predict(X, Y, mu, users, items)
 
 
 def sample_global_mean(mu, err, alpha, rng):

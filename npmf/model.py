@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import _encoding, _kernels, _parallel, optimizers
 from ._factor_model import FactorModel
-from ._validation import check_choice, check_dtype, check_float, check_int, check_triples
+from ._validation import check_choice, check_dtype, check_float, check_int, check_triples, check_validation_data
 
 __all__ = ["MatrixFactorization"]
 
@@ -270,9 +270,7 @@ class MatrixFactorization(FactorModel):
                     "pass validation_data=(users, items, ratings) or set early_stopping_patience=None"
                 )
             return None
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 3:
-            raise ValueError("validation_data must be a tuple (users, items, ratings)")
-        return check_triples(*validation_data)
+        return check_validation_data(validation_data)
 
     def _check_params(self):
         c = {
