@@ -68,7 +68,7 @@ def profile(seed=0, batch_size=32, repeats=20):
 
     params = [p.copy() for p in model._params()]
     zeros = [np.zeros_like(p) for p in params]
-    config = {**model._check_params(), "optimizer": "sgd", "learning_rate": 0.0}
+    config = model._config(optimizer="sgd", learning_rate=0.0)
     perm = np.arange(n)
     out["errors and gradients (SGD, rate 0)"] = _median_seconds(
         lambda: _kernels.epoch_numba(u, i, r, perm, batch_size, 0.0, params, zeros, zeros, alphas, config), repeats

@@ -129,7 +129,6 @@ def _generate(size, folder):
 def _time_read(size, data, folder):
     """Write the ratings as MovieLens 1M/10M do (``user::item::rating::timestamp``) and time read_ratings."""
     import pandas as pd
-
     from npmf.datasets import read_ratings
 
     d = np.load(data)
@@ -321,13 +320,13 @@ block epochs directly on int32 codes (no id encoding), `serial` is the single-th
 (gather through a permutation, separate W, m, v, g arrays), `libmf` is LibMF from PyPI (float32 SGD).
 `vs LibMF` divides by LibMF's ratings per second at the same data and k.
 
-How npmf gets there (see `npmf/blocks.py`, `npmf/_parallel.py`): LibMF/DSGD block scheduling with a fixed
+How npmf gets there (see `npmf/sgd/blocks.py`, `npmf/sgd/_block_kernels.py`): LibMF/DSGD block scheduling with a fixed
 rotation of P x P blocks (P <= 64, from the number of ratings and the batch size only), so the result is the
 same bits for any thread count; ratings stored once per fit block by block as int32/int32/dtype and shuffled in
 place per block each epoch; each row's w, b, g, m, v in one record; gradient accumulation and Adam through
 scratch rows so LLVM vectorises them.
 
-Where the memory goes in `fit` (see `npmf/_encoding.py`): the caller's arrays (the payload's ratings), the
+Where the memory goes in `fit` (see `npmf/core/encoding.py`): the caller's arrays (the payload's ratings), the
 parameters, the records (parameters, gradients and, for `lazy_adam`, Adam's moments, which the model then reads
 as views of the records rather than keeping a copy), and the block copy of the ratings. Compact integer ids are
 their own keys, so no per-rating array of codes exists besides the block copy, which also serves as the training

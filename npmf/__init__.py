@@ -1,21 +1,22 @@
 """npmf: matrix factorisation for explicit ratings in NumPy, with Numba kernels.
 
-The model, its hand-derived gradients and Keras-exact Adam; see the README and
-``docs/derivation.md``.
+Two families stand on one core: :mod:`npmf.sgd` (minibatch Adam/SGD,
+:class:`MatrixFactorization`) and :mod:`npmf.bayes` (Gibbs sampling,
+:class:`BayesianMatrixFactorization`), both on :mod:`npmf.core`; data in
+:mod:`npmf.data`, splits and cross-validation in :mod:`npmf.model_selection`.
+See the README and ``docs/derivation.md``.
 """
 
 from . import metrics
-from ._estimator import clone
-from ._factor_model import FactorModel
-from .bayesian import BayesianMatrixFactorization
-from .datasets import load_movielens, load_movielens_folds, read_ratings
-from .evaluation import cross_validate
-from .gradcheck import gradcheck
-from .model import MatrixFactorization
+from .bayes import BayesianMatrixFactorization
+from .core import FactorModel, clone
+from .data import load_movielens, load_movielens_folds, make_ratings, read_ratings
+from .model_selection import cross_validate, train_test_split
 from .presets import from_preset
-from .split import train_test_split
+from .sgd import MatrixFactorization
+from .sgd.gradcheck import gradcheck
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 load = FactorModel.load
 """Load any npmf model written by ``save`` (its file names its estimator class)."""
@@ -31,6 +32,7 @@ __all__ = [
     "load",
     "load_movielens",
     "load_movielens_folds",
+    "make_ratings",
     "metrics",
     "read_ratings",
     "train_test_split",

@@ -123,7 +123,7 @@ def cmd_train(args):
     from npmf import metrics
 
     model = model_from_args(args)
-    model._check_params()  # bad options fail before any data is read
+    model._config()  # bad options fail before any data is read
     df = load_data(args)
     train, test = npmf.train_test_split(df, test_size=args.test_size, random_state=args.seed)
     model.set_params(verbose=0 if args.quiet or args.json else 1)  # the model prints Keras-style epoch lines
@@ -162,14 +162,16 @@ def cmd_cv(args):
     import npmf
 
     model = model_from_args(args)
-    model._check_params()  # bad options fail before any data is read
+    model._config()  # bad options fail before any data is read
     if args.data.startswith("ml-"):
         splits = None if args.splits is None else [s.strip() for s in args.splits.split(",") if s.strip()]
         folds = npmf.load_movielens_folds(args.data, splits=splits)
     else:
         if args.splits is not None:
             raise UserError("--splits names MovieLens' own splits; for a ratings file use --folds N")
-        folds = npmf.split.kfold(npmf.read_ratings(args.data, sep=args.sep), args.folds, random_state=args.seed)
+        folds = npmf.model_selection.kfold(
+            npmf.read_ratings(args.data, sep=args.sep), args.folds, random_state=args.seed
+        )
     table = npmf.cross_validate(model, folds, clip=True if args.clip else None, verbose=not args.json)
     if args.json:
         per_fold = table.drop(index=["mean", "std"])
@@ -232,7 +234,7 @@ _GRADCHECK_FLAGS = {"n_users": "--users", "n_items": "--items", "n_factors": "--
 
 def cmd_gradcheck(args):
     """Exit 0 when the max relative error is within 1e-7, 1 when above."""
-    from npmf.gradcheck import format_report, gradcheck, kernel_gradients
+    from npmf.sgd.gradcheck import format_report, gradcheck, kernel_gradients
 
     try:
         result = gradcheck(

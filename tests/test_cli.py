@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import write_ratings_file
+from helpers import write_ratings_file
 
 from npmf.cli import main
 

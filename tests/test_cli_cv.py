@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_ratings_file
+from helpers import write_ratings_file
 
 from npmf.cli import main
 from npmf.presets import get_preset

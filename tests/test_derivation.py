@@ -1,6 +1,6 @@
 """docs/derivation.md against the code: every function it cites exists, where it says.
 
-A reference is written `` `npmf/gradients.py` `gradients` (lines 88–104) ``: the
+A reference is written `` `npmf/sgd/gradients.py` `gradients` (lines 88–104) ``: the
 file, the function (``Class.method`` for a method) and the lines from its
 ``def`` (or its decorator) to its end. A reference holds when
 
@@ -85,22 +85,22 @@ def test_every_reference_points_at_its_function():
 @pytest.mark.parametrize(
     "ref, ok",
     [
-        (("npmf/gradients.py", "gradients"), True),
-        (("npmf/gradients.py", "no_such_function"), False),
+        (("npmf/sgd/gradients.py", "gradients"), True),
+        (("npmf/sgd/gradients.py", "no_such_function"), False),
         (("npmf/no_such_module.py", "gradients"), False),
     ],
 )
 def test_the_check_catches_a_missing_function(ref, ok):
-    first, last = real_lines("npmf/gradients.py", "gradients")
+    first, last = real_lines("npmf/sgd/gradients.py", "gradients")
     assert (problem(*ref, first, last) is None) is ok
 
 
 def test_the_check_catches_lines_that_moved():
-    first, last = real_lines("npmf/gradients.py", "gradients")
-    assert problem("npmf/gradients.py", "gradients", first + TOLERANCE, last) is None
-    assert problem("npmf/gradients.py", "gradients", first + TOLERANCE + 1, last) is not None
-    assert problem("npmf/gradients.py", "gradients", first, last + TOLERANCE + 1) is not None
-    assert problem("npmf/gradients.py", "gradients", first, first - 1) is not None
+    first, last = real_lines("npmf/sgd/gradients.py", "gradients")
+    assert problem("npmf/sgd/gradients.py", "gradients", first + TOLERANCE, last) is None
+    assert problem("npmf/sgd/gradients.py", "gradients", first + TOLERANCE + 1, last) is not None
+    assert problem("npmf/sgd/gradients.py", "gradients", first, last + TOLERANCE + 1) is not None
+    assert problem("npmf/sgd/gradients.py", "gradients", first, first - 1) is not None
     assert references("`npmf/a.py` `f` (lines 3–9) and `npmf/b/c.py` `K.m` (lines 10-12)") == [
         ("npmf/a.py", "f", 3, 9),
         ("npmf/b/c.py", "K.m", 10, 12),

@@ -3,7 +3,9 @@
 import pytest
 
 import npmf
+from npmf.bayes import GibbsConfig
 from npmf.presets import ESTIMATORS, PRESETS, get_preset
+from npmf.sgd import SGDConfig
 
 
 def test_seed_is_the_keras_recipe():
@@ -25,7 +27,7 @@ def test_every_preset_is_a_valid_parameter_set(name):
     assert not set(params) & {"random_state", "n_threads", "verbose", "early_stopping_patience"}
     model = estimator.from_preset(name)
     assert type(model) is estimator
-    model._check_params()
+    assert isinstance(model._config(), (SGDConfig, GibbsConfig))  # every parameter checks
     assert {k: v for k, v in model.get_params().items() if k in params} == params
 
 

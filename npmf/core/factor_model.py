@@ -1,0 +1,120 @@
+r"""What every fitted npmf model is: :math:`\hat r_{ui} = \mu + b_u + b_i + w_u \cdot h_i` over raw ids.
+
+:class:`FactorModel` is the base of :class:`~npmf.MatrixFactorization` (trained
+by Adam or SGD) and :class:`~npmf.BayesianMatrixFactorization` (sampled by
+Gibbs). Both end with the same fitted attributes, so prediction, unknown-id
+fallbacks, ranking (:class:`~npmf.core.ranking.RankingMixin`), presets and
+persistence are written once, here.
+"""
+
+import numpy as np
+import pandas as pd
+
+from . import _kernels
+from .base import BaseEstimator
+from .persistence import load_estimator, save_estimator
+from .ranking import RankingMixin
+from .validation import check_triples
+
+__all__ = ["FactorModel"]
+
+
+class FactorModel(RankingMixin, BaseEstimator):
+    """Base class: prediction, presets and persistence of a fitted factor model.
+
+    Fitted attributes the subclasses set: ``user_ids_``, ``item_ids_`` (raw ids
+    in code order), ``user_factors_`` (M, k), ``item_factors_`` (N, k),
+    ``user_bias_`` (M,), ``item_bias_`` (N,), ``global_mean_``,
+    ``rating_range_``, ``history_`` and ``_seen`` (the training pairs as codes).
+    """
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """A model with preset ``name``'s parameters (see :mod:`npmf.presets`), updated by ``overrides``.
+
+        ValueError when the preset belongs to another estimator class; then
+        :func:`npmf.from_preset` builds it.
+        """
+        from ..presets import from_preset  # presets name the estimators, which stand on this class
+
+        return from_preset(name, estimator=cls, **overrides)
+
+    def _config(self):
+        """The estimator's checked parameters as its family's frozen config; raises for a bad one."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- predict
+    def predict(self, users, items, clip=False):
+        """Predicted ratings for (user, item) pairs of raw ids.
+
+        An unknown user or item gets what is known: with biases, :math:`\\mu`
+        plus the bias of whichever id is known; without biases, the training
+        mean ``global_mean_``. Never raises for unknown ids.
+
+        Parameters
+        ----------
+        users, items : array-like of shape (n,)
+        clip : bool, default False
+            Clip to ``rating_range_``, the lowest and highest training rating.
+
+        Returns
+        -------
+        ndarray of shape (n,), float64
+        """
+        self._check_fitted()
+        users, items, _ = check_triples(users, items)
+        pred = self._predict_codes(self._codes(self.user_ids_, users), self._codes(self.item_ids_, items))
+        return np.clip(pred, *self.rating_range_) if clip else pred
+
+    def _predict_codes(self, u, i):
+        known = (u >= 0) & (i >= 0)
+        out = np.empty(len(u))
+        mu = self.global_mean_ if self.biases else 0.0
+        out[known] = _kernels.predict_numba(
+            self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_, mu, u[known], i[known]
+        )
+        unknown = ~known
+        uu, ii = u[unknown], i[unknown]
+        out[unknown] = self.global_mean_
+        if self.biases:
+            out[unknown] += np.where(uu >= 0, self.user_bias_[np.maximum(uu, 0)], 0.0)
+            out[unknown] += np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0.0)
+        return out
+
+    @staticmethod
+    def _codes(categories, values):
+        """Codes of raw ids in ``categories``; -1 for ids not among them."""
+        # int32 halves the memory of the codes of tens of millions of ratings.
+        return pd.Index(categories).get_indexer(values).astype(np.int32)
+
+    def _check_fitted(self):
+        if not hasattr(self, "user_factors_"):
+            name = type(self).__name__
+            raise RuntimeError(f"this {name} is not fitted yet; call fit(users, items, ratings) first")
+
+    # ---------------------------------------------------------- persistence
+    def _state_arrays(self):
+        """Arrays beyond the fitted attributes above that :meth:`save` must keep (none here)."""
+        return {}
+
+    def _restore_state(self, arrays):
+        """Inverse of :meth:`_state_arrays`, called by :meth:`load`."""
+
+    def save(self, path):
+        """Write the fitted model to ``path`` as ``.npz`` (no pickle), atomically.
+
+        The file holds the factors, biases, id mappings, the training pairs
+        (for ``recommend(exclude_seen=True)``), the parameters, the history and
+        whatever state the estimator needs to continue training.
+        """
+        self._check_fitted()
+        save_estimator(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save`; it predicts identically.
+
+        ``FactorModel.load`` (or :func:`npmf.load`) accepts a file of any npmf
+        estimator; a subclass accepts only its own files.
+        """
+        return load_estimator(cls, path, FactorModel)

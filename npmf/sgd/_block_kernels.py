@@ -1,0 +1,395 @@
+"""Numba kernels for block-scheduled ``lazy_adam`` and ``sgd`` on every core.
+
+:mod:`npmf.sgd.blocks` defines the epoch (LibMF/DSGD block scheduling: blocks that
+share no user and no item stratum run at the same time, without locks) and
+holds its plain-NumPy twin, :func:`npmf.sgd.blocks.epoch_blocks_numpy`; the tests
+hold :meth:`BlockEpochs.run` equal to it to 1e-12 in float64, with one thread
+and with two. No two threads ever write the same memory, so unlike Hogwild
+(and unlike umap's parallel layout) the result is the same bits with any
+number of threads.
+
+Memory layout. The serial kernel gathers ``u[perm], i[perm], r[perm]`` and
+then, per rating, reads and writes separate ``W, m, v, g`` arrays: eight rows
+in four arrays per side, far apart in memory, and with 25M ratings nearly
+every one a cache miss. Here
+
+* the ratings are stored once per fit block by block (``u``, ``i`` as int32),
+  and each epoch shuffles every block in place just before training it, so the
+  shuffle and the training read memory that is already in cache;
+* each row's parameters, gradient accumulator and Adam moments sit side by
+  side in one record, ``[w_0..w_{k-1}, b | g.. | m.. | v..]`` (the bias in slot
+  ``k`` of each segment), so a rating touches one contiguous record per side;
+* a block touches only 1/P of the rows, so its records stay in cache.
+
+Records are built from the model's arrays when training starts; the
+parameters are copied back after every epoch whose loss is finite
+(:meth:`BlockEpochs.write_params`), and Adam's moments live in the records
+only, until training ends (:meth:`BlockEpochs.give_back`).
+
+The per-block kernel is compiled with ``fastmath={"reassoc", "nsz"}`` so that
+LLVM vectorises the dot products and the squared norms of the loss; it
+therefore agrees with the twin to about 1e-16 relative, not to the bit (the
+tests ask 1e-12). Compilation is deterministic, so reruns give the same bits.
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+from ..core.encoding import Codes, count_codes
+from ..core.threads import numba_threads
+from . import blocks
+from .config import BLOCK_OPTIMIZERS
+from .optimizers import adam_step_sizes
+
+__all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
+
+# Below this many ratings the serial kernel (the exact Keras-order epoch) is
+# used: a problem this small trains in well under a second per epoch anyway.
+BLOCK_MIN_RATINGS = 500_000
+
+_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+_fast = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "nsz"})
+
+
+def use_blocks(config, n_ratings):
+    """Whether the model trains with :class:`BlockEpochs` (``lazy_adam``/``sgd`` on many ratings)."""
+    return config.optimizer in BLOCK_OPTIMIZERS and n_ratings >= BLOCK_MIN_RATINGS
+
+
+@_jit
+def _bucket(uk, ub, ut, ik, ib, it, r, su, si, P, out_u, out_i, out_r, offsets):
+    """Counting sort of the ratings into blocks; twin of :func:`npmf.sgd.blocks.block_order`.
+
+    Codes are read through their tables (:class:`npmf.core.encoding.Codes`):
+    user ``ut[uk[j] - ub]``, item ``it[ik[j] - ib]``.
+    """
+    n = uk.shape[0]
+    counts = np.zeros(P * P, np.int64)
+    for j in range(n):
+        x, y = ut[uk[j] - ub], it[ik[j] - ib]
+        counts[((si[y] - su[x]) % P) * P + su[x]] += 1
+    offsets[0] = 0
+    for b in range(P * P):
+        offsets[b + 1] = offsets[b] + counts[b]
+    fill = offsets[:-1].copy()
+    for j in range(n):
+        x, y = ut[uk[j] - ub], it[ik[j] - ib]
+        b = ((si[y] - su[x]) % P) * P + su[x]
+        out_u[fill[b]] = x
+        out_i[fill[b]] = y
+        out_r[fill[b]] = r[j]
+        fill[b] += 1
+
+
+@_jit
+def _shuffle(u, i, r, start, stop, seed):
+    """Twin of :func:`npmf.sgd.blocks.shuffle_block` (SplitMix64-driven Fisher-Yates)."""
+    state = np.uint64(seed)
+    for t in range(stop - start - 1, 0, -1):
+        state = state + np.uint64(0x9E3779B97F4A7C15)
+        z = state
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        j = int(float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0) * (t + 1))
+        a, b = start + t, start + j
+        u[a], u[b] = u[b], u[a]
+        i[a], i[b] = i[b], i[a]
+        r[a], r[b] = r[b], r[a]
+
+
+@_jit
+def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
+    """Apply the step to records ``rows[:n_rows]`` of ``X`` and clear their gradient segment.
+
+    Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``,
+    ``v`` at ``3s``. Same formulas as :func:`npmf.sgd.optimizers.adam_update` and SGD.
+    """
+    zero = X[0, 0] * 0
+    for a in range(n_rows):
+        x = rows[a]
+        for f in range(n_trained):
+            g = X[x, s + f]
+            if lazy:
+                m = X[x, 2 * s + f] + (g - X[x, 2 * s + f]) * c1
+                v = X[x, 3 * s + f] + (g * g - X[x, 3 * s + f]) * c2
+                X[x, 2 * s + f] = m
+                X[x, 3 * s + f] = v
+                X[x, f] -= (m * alpha) / (np.sqrt(v) + eps)
+            else:
+                X[x, f] -= lr * g
+        for f in range(s):
+            X[x, s + f] = zero
+
+
+@_fast
+def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
+           lr, c1, c2, eps, reg, tmp):  # fmt: skip
+    """Shuffle and train one block; returns the sum of its ratings' loss terms."""
+    _shuffle(u, i, r, start, stop, seed)
+    k = U.shape[1] // (4 if lazy else (2 if bs > 1 else 1)) - 1
+    s = k + 1
+    n_trained = s if fit_bias else k
+    zero = U[0, 0] * 0
+    total = 0.0
+    if bs == 1 and not lazy:
+        # Plain SGD, one rating per step: update in place, no accumulator.
+        tmp[0] = 2.0
+        c = tmp[0]
+        for j in range(start, stop):
+            x = u[j]
+            y = i[j]
+            dot = U[x, 0] * V[y, 0]
+            for f in range(1, k):
+                dot = dot + U[x, f] * V[y, f]
+            e = mu + U[x, k] + V[y, k] + dot - r[j]
+            sq = zero
+            for f in range(k):
+                sq += U[x, f] * U[x, f] + V[y, f] * V[y, f]
+            total += e * e + reg * (sq + U[x, k] * U[x, k] + V[y, k] * V[y, k])
+            for f in range(k):
+                wf, hf = U[x, f], V[y, f]
+                U[x, f] = wf - lr * (c * (e * hf + reg * wf))
+                V[y, f] = hf - lr * (c * (e * wf + reg * hf))
+            if fit_bias:
+                U[x, k] -= lr * (c * (e + reg * U[x, k]))
+                V[y, k] -= lr * (c * (e + reg * V[y, k]))
+        return total
+    rows_u = np.empty(bs, np.int64)
+    gw = np.empty(s, U.dtype)
+    gh = np.empty(s, U.dtype)
+    rows_i = np.empty(bs, np.int64)
+    for b in range((stop - start + bs - 1) // bs):
+        lo = start + b * bs
+        hi = min(lo + bs, stop)
+        tmp[0] = 2.0 / (hi - lo)
+        c = tmp[0]
+        tag = tag0 + batch0 + b
+        nu = 0
+        ni = 0
+        for j in range(lo, hi):
+            x = u[j]
+            y = i[j]
+            dot = U[x, 0] * V[y, 0]
+            for f in range(1, k):
+                dot = dot + U[x, f] * V[y, f]
+            e = mu + U[x, k] + V[y, k] + dot - r[j]
+            sq = zero
+            for f in range(k):
+                sq += U[x, f] * U[x, f] + V[y, f] * V[y, f]
+            total += e * e + reg * (sq + U[x, k] * U[x, k] + V[y, k] * V[y, k])
+            for f in range(k):
+                gw[f] = e * V[y, f] + reg * U[x, f]
+                gh[f] = e * U[x, f] + reg * V[y, f]
+            # Through scratch rows: one loop that reads one segment of a record and
+            # writes another does not vectorise (LLVM cannot rule out overlap); these do.
+            for f in range(k):
+                U[x, s + f] += c * gw[f]
+            for f in range(k):
+                V[y, s + f] += c * gh[f]
+            if fit_bias:
+                U[x, s + k] += c * (e + reg * U[x, k])
+                V[y, s + k] += c * (e + reg * V[y, k])
+            if stamp_u[x] != tag:
+                stamp_u[x] = tag
+                rows_u[nu] = x
+                nu += 1
+            if stamp_i[y] != tag:
+                stamp_i[y] = tag
+                rows_i[ni] = y
+                ni += 1
+        alpha = alphas[batch0 + b] if lazy else alphas[0]  # SGD gets no step sizes
+        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps)
+        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps)
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
+                  lr, c1, c2, eps, reg, totals, tmps):  # fmt: skip
+    """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row)."""
+    for s in range(P):
+        for p in prange(P):
+            b = s * P + p
+            totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u, stamp_i,
+                               alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p])  # fmt: skip
+    total = 0.0
+    for b in range(P * P):  # in schedule order, whatever thread computed each term
+        total += totals[b]
+    return total
+
+
+class BlockEpochs:
+    """Block-scheduled epochs over a fixed set of ratings, on ``n_threads`` threads.
+
+    The model owns its arrays and lends them: ``BlockEpochs(...)`` copies the
+    parameters (and, for ``lazy_adam``, Adam's moments) into its records, the
+    model lets go of its moments, :meth:`copy_ratings` sorts the ratings into
+    blocks, :meth:`run` trains an epoch on the records, :meth:`write_params`
+    copies the parameters back into the model's arrays, and :meth:`give_back`
+    returns the moments when training ends.
+
+    Parameters
+    ----------
+    u, i : int ndarray of shape (n,), or :class:`npmf.core.encoding.Codes`
+        User and item codes, in ``[0, n_users)`` and ``[0, n_items)``.
+    params : list of ndarrays
+        W (n_users, k), H (n_items, k), bu, bi; read, never replaced.
+    m, v : lists of ndarrays shaped like ``params``
+        Adam's moments. With ``lazy_adam`` they are copied into the records,
+        the only copy until :meth:`give_back` (the caller should drop its own);
+        otherwise they are kept as they are and given back unchanged.
+    config : SGDConfig
+    n_strata : int, optional
+        P; by default :func:`npmf.sgd.blocks.n_strata`.
+
+    Notes
+    -----
+    Results are identical for every ``n_threads`` (see :mod:`npmf.sgd.blocks`).
+    Memory: the ratings once more as int32, int32 and ``dtype`` (12 or 16
+    bytes each; ``u`` and ``i`` are the only per-rating codes there are when
+    given as ``Codes``), and the records, ``(n_users + n_items) * segments *
+    (k + 1)`` values with 4 segments for ``lazy_adam`` (2 for ``sgd``, 1 for
+    ``sgd`` with ``batch_size=1``). The records are built before the ratings
+    are copied, so the caller's moments are gone by then.
+    """
+
+    def __init__(self, u, i, params, m, v, config, n_strata=None):
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        bs = config.batch_size
+        self.lazy = config.optimizer == "lazy_adam"
+        self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
+        self._pack(params, m, v)
+        self.n_users, self.n_items = len(params[0]), len(params[1])
+        self.n_ratings = len(u.keys if isinstance(u, Codes) else u)
+        self.P = P = n_strata or blocks.n_strata(self.n_ratings, bs)
+        self.su = blocks.strata(count_codes(_as_codes(u, self.n_users), self.n_users), P)
+        self.si = blocks.strata(count_codes(_as_codes(i, self.n_items), self.n_items), P)
+
+    def copy_ratings(self, u, i, r):
+        """Copy the ratings into blocks, in schedule order; returns the copy's ``(u, i)`` int32 codes.
+
+        Those are the only per-rating codes there are while the blocks train;
+        the model keeps them as its training pairs.
+        """
+        u, i = _as_codes(u, self.n_users), _as_codes(i, self.n_items)
+        self.u = np.empty(len(r), np.int32)
+        self.i = np.empty(len(r), np.int32)
+        self.r = np.empty(len(r), self.dtype)
+        self.offsets = np.empty(self.P * self.P + 1, np.int64)
+        _bucket(*u, *i, r, self.su, self.si, self.P, self.u, self.i, self.r, self.offsets)
+        self.first = blocks.batch_offsets(self.offsets, self.config.batch_size)
+        self.n_batches = int(self.first[-1])
+        self.stamp_u = np.full(self.n_users, -1, np.int64)
+        self.stamp_i = np.full(self.n_items, -1, np.int64)
+        return self.u, self.i
+
+    def _pack(self, params, m, v):
+        """Build the records from ``params`` (W, H, bu, bi) and, for ``lazy_adam``, Adam's ``m``, ``v``."""
+        k = params[0].shape[1]
+        s = k + 1
+        self.records = []
+        for side in (0, 1):
+            X = np.zeros((params[side].shape[0], self.segments * s), self.dtype)
+            X[:, :k], X[:, k] = params[side], params[side + 2]
+            if self.lazy:
+                for state, seg in ((m, 2), (v, 3)):
+                    X[:, seg * s : seg * s + k], X[:, seg * s + k] = state[side], state[side + 2]
+            self.records.append(X)
+        self._moments = None if self.lazy else (m, v)
+
+    def write_params(self, params):
+        """Copy the parameters from the records into ``params``, in place."""
+        k = params[0].shape[1]
+        for side, X in enumerate(self.records):
+            params[side][...] = X[:, :k]
+            params[side + 2][...] = X[:, k]
+
+    def give_back(self):
+        """Adam's moments ``(m, v)``, as lists of arrays shaped like the parameters; drops the records and ratings.
+
+        For ``lazy_adam`` no copy is made: each record array is compacted in
+        place to its ``[m | v]`` segments, row after row, and then shrunk
+        (``ndarray.resize``, a ``realloc`` that returns the freed tail to the
+        system). Copying the moments out instead would hold them twice, next to
+        the whole records, at the very end of ``fit``: the peak of a fit with
+        many rows and few ratings per row. Only if something still holds a view
+        of the records (``resize`` refuses then) are the moments copied.
+        """
+        self.r = self.u = self.i = None
+        if not self.lazy:
+            self.records = None
+            return self._moments
+        s = self.records[0].shape[1] // self.segments
+        m, v = [None] * 4, [None] * 4
+        for side in (0, 1):
+            X, self.records[side] = self.records[side], None
+            _keep_moments(X, s)
+            try:
+                X.resize((len(X), 2 * s), refcheck=True)
+            except ValueError:  # a view of the records is still held somewhere: copy instead
+                X = X.reshape(-1)[: len(X) * 2 * s].reshape(len(X), 2 * s).copy()
+            m[side], m[side + 2] = X[:, : s - 1], X[:, s - 1]
+            v[side], v[side + 2] = X[:, s : 2 * s - 1], X[:, 2 * s - 1]
+        self.records = None
+        return m, v
+
+    def moments(self):
+        """Views ``(m, v)`` of the moments in the records while they train (``lazy_adam``), for inspection."""
+        if not self.lazy:
+            return self._moments
+        s = self.records[0].shape[1] // self.segments
+        m = [X[:, 2 * s : 3 * s - 1] for X in self.records] + [X[:, 3 * s - 1] for X in self.records]
+        v = [X[:, 3 * s : 4 * s - 1] for X in self.records] + [X[:, 4 * s - 1] for X in self.records]
+        return m, v
+
+    def undo(self, params):
+        """Nothing to undo: the parameters stay in the records until :meth:`write_params`."""
+
+    def run(self, rng, mu, t0):
+        """One epoch on the records; returns ``(sum of loss terms, number of optimiser steps)``.
+
+        ``rng`` (a numpy Generator) supplies the blocks' shuffle seeds; ``t0`` is
+        Adam's step count before the epoch. The parameters stay in the records
+        until :meth:`write_params` (so a diverged epoch need not be undone);
+        the moments too, until :meth:`give_back`.
+        """
+        c, dt = self.config, self.dtype.type
+        seeds = rng.integers(0, 2**63, size=self.P * self.P, dtype=np.uint64)
+        # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
+        n_alphas = self.n_batches if self.lazy else 1
+        alphas = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2).astype(self.dtype)
+        totals = np.zeros(self.P * self.P)
+        tmps = np.zeros((self.P, 1), self.dtype)
+        with numba_threads(c.n_threads):
+            # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
+            # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
+            with np.errstate(over="ignore"):
+                total = _epoch_blocks(
+                    self.u, self.i, self.r, self.offsets, self.first, self.P, seeds, int(t0), *self.records,
+                    self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
+                    dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
+                    dt(c.reg), totals, tmps,
+                )  # fmt: skip
+        return float(total), self.n_batches
+
+
+@_jit
+def _keep_moments(X, s):
+    """Move each row's ``[m | v]`` segments (the last two of four) to the front, in place: row q to ``[2sq, 2s(q+1))``.
+
+    Row q's moments start at ``4sq + 2s``, never before their destination, and
+    rows are moved in order, so nothing is overwritten before it is read.
+    """
+    flat = X.reshape(-1)
+    for q in range(X.shape[0]):
+        src, dst = 4 * s * q + 2 * s, 2 * s * q
+        for c in range(2 * s):
+            flat[dst + c] = flat[src + c]
+
+
+def _as_codes(codes, n):
+    """``codes`` as :class:`npmf.core.encoding.Codes` (plain int arrays through the identity table)."""
+    return codes if isinstance(codes, Codes) else Codes(np.asarray(codes), 0, np.arange(n, dtype=np.int32))

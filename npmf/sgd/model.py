@@ -1,0 +1,372 @@
+r"""The estimator: :class:`MatrixFactorization`."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..core import encoding as _encoding
+from ..core.factor_model import FactorModel
+from ..core.training import EpochLog
+from ..core.validation import check_int, check_triples, check_validation_data
+from . import _block_kernels, _kernels
+from .config import SGDConfig
+
+__all__ = ["MatrixFactorization"]
+
+
+class MatrixFactorization(FactorModel):
+    r"""Matrix factorisation of explicit ratings, trained by minibatch Adam or SGD.
+
+    The model predicts
+
+    .. math:: \hat r_{ui} = \mu + b_u + b_i + w_u \cdot h_i
+
+    with :math:`\mu = b_u = b_i = 0` unless ``biases=True``, and minimises the
+    minibatch loss
+
+    .. math::
+
+        L = \frac{1}{B}\sum_{b} \big[(\hat r_{u_b i_b} - r_b)^2
+            + \lambda(\lVert w_{u_b}\rVert^2 + \lVert h_{i_b}\rVert^2 + b_{u_b}^2 + b_{i_b}^2)\big]
+
+    over shuffled minibatches, with hand-derived gradients (:mod:`npmf.sgd.gradients`)
+    and Numba-compiled updates (:mod:`npmf.sgd._kernels`). With the defaults this is
+    the Keras MovieLens recipe: k=3, U(-0.05, 0.05) initialisation, Adam(0.001,
+    0.9, 0.999, 1e-7), batches of 32, 100 epochs, mean squared error.
+
+    Parameters
+    ----------
+    n_factors : int, default 3
+        Embedding size k.
+    epochs : int, default 100
+    batch_size : int, default 32
+    optimizer : {"adam", "lazy_adam", "sgd"}, default "adam"
+        ``"adam"`` is Keras' dense Adam exactly: every parameter's moments decay
+        and every parameter moves at every step, also rows absent from the
+        batch. ``"lazy_adam"`` updates only the rows in the batch, using the
+        global step count in the bias correction; much faster, a different
+        loss curve. ``"sgd"`` is plain minibatch SGD. See :mod:`npmf.sgd.optimizers`.
+    learning_rate : float, default 0.001
+    beta_1, beta_2 : float in [0, 1), defaults 0.9 and 0.999
+    epsilon : float, default 1e-7
+        Added to :math:`\sqrt{v}` outside the bias correction, as Keras does.
+    init_scale : float, default 0.05
+        Factors start uniform in ``[-init_scale, init_scale)``.
+    biases : bool, default False
+        Learn user and item biases around the training mean :math:`\mu`.
+    reg : float, default 0.0
+        L2 strength :math:`\lambda`, applied per occurrence in the batch.
+    early_stopping_patience : int or None, default None
+        With ``validation_data`` passed to :meth:`fit`, stop after this many
+        epochs without a better validation loss and restore the best weights.
+    n_threads : int or None, default None
+        Threads for ``lazy_adam`` and ``sgd`` (None: all cores). From
+        500,000 ratings up these train in LibMF-style blocks on all threads
+        (:mod:`npmf.sgd.blocks`): minibatches never straddle two blocks, and the
+        result is the same bits for every ``n_threads``. Below that, and for
+        dense ``adam`` (which warns when an epoch would be enormous), one
+        thread runs the serial epoch. Either way a fixed ``random_state``
+        gives bit-identical runs.
+    dtype : {"float64", "float32"}, default "float64"
+        Floating type of the factors and the optimiser state. ``float32``
+        halves their memory and is about 1.3x faster on large problems.
+    random_state : int, numpy.random.Generator or None
+        Seeds the initialisation and every epoch's shuffle. The same integer
+        gives bit-identical factors and history.
+    verbose : int, default 0
+        1 prints one line per epoch, in Keras' style.
+
+    Attributes
+    ----------
+    user_factors_ : ndarray of shape (n_users, n_factors)
+        W, row ``u`` for the user with code ``u`` (see ``user_ids_``).
+    item_factors_ : ndarray of shape (n_items, n_factors)
+        H.
+    user_bias_, item_bias_ : ndarray of shape (n_users,), (n_items,)
+        Zero unless ``biases=True``.
+    global_mean_ : float
+        Mean training rating; :math:`\mu` when ``biases=True``, and the
+        fallback prediction for unknown ids.
+    user_ids_, item_ids_ : ndarray
+        Raw ids in code order (sorted, as ``astype("category").cat.codes``).
+    history_ : dict of lists
+        ``loss`` (per epoch, the mean over the epoch's ratings of the loss of
+        their minibatch before its step, which is what Keras reports) and
+        ``seconds`` (wall time of each epoch).
+    n_steps_ : int
+        Optimiser steps taken, Adam's t.
+
+    Examples
+    --------
+    >>> import npmf
+    >>> model = npmf.MatrixFactorization(epochs=2, random_state=0)
+    >>> model = model.fit([1, 1, 2, 3], ["a", "b", "a", "b"], [5, 3, 4, 1])
+    >>> model.predict([1, 9], ["a", "a"]).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        n_factors=3,
+        epochs=100,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        init_scale=0.05,
+        biases=False,
+        reg=0.0,
+        early_stopping_patience=None,
+        n_threads=None,
+        dtype="float64",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_factors = n_factors
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.init_scale = init_scale
+        self.biases = biases
+        self.reg = reg
+        self.early_stopping_patience = early_stopping_patience
+        self.n_threads = n_threads
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, users, items, ratings, validation_data=None, callback=None) -> MatrixFactorization:
+        """Learn the factors from (user, item, rating) triples.
+
+        Parameters
+        ----------
+        users, items : array-like or Series of shape (n,)
+            Raw ids of any hashable type; encoded with category codes.
+        ratings : array-like of shape (n,)
+            Finite numbers, on any scale.
+        validation_data : tuple (users, items, ratings), optional
+            Evaluated after every epoch: ``history_`` gains ``val_loss`` (mean
+            squared error) and ``val_rmse``. Needed by ``early_stopping_patience``.
+        callback : callable, optional
+            Called after every epoch as ``callback(epoch, seconds, loss)``.
+
+        Returns
+        -------
+        self
+        """
+        config = self._config()
+        users, items, ratings = check_triples(users, items, ratings)
+        val = self._check_validation(validation_data, config)
+        self._rng = np.random.default_rng(self.random_state)
+        k, dtype = config.n_factors, config.dtype
+        self.user_ids_, self.item_ids_ = np.empty(0, users.dtype), np.empty(0, items.dtype)
+        self.user_factors_, self.item_factors_ = np.empty((0, k), dtype), np.empty((0, k), dtype)
+        self.user_bias_, self.item_bias_ = np.empty(0, dtype), np.empty(0, dtype)
+        self._m = [np.zeros_like(p) for p in self._params()]
+        self._v = [np.zeros_like(p) for p in self._params()]
+        self.global_mean_ = float(ratings.mean())
+        self.rating_range_ = (float(ratings.min()), float(ratings.max()))
+        self.n_steps_ = 0
+        self.history_ = {"loss": [], "seconds": []}
+        self._seen = None
+        u, i = self._encode_growing(users, items, config)
+        self._train(u, i, ratings, config, val, callback)
+        return self
+
+    def partial_fit(self, users, items, ratings, epochs=1, validation_data=None, callback=None) -> MatrixFactorization:
+        """Continue training on (more) ratings from the current state.
+
+        Users and items not seen before get new rows, initialised as in
+        :meth:`fit` from the model's generator; Adam's moments and step count
+        carry over; ``global_mean_`` stays as first fitted, so existing
+        predictions do not shift. On an unfitted model this is :meth:`fit` with
+        ``epochs`` epochs.
+
+        Parameters
+        ----------
+        users, items, ratings : array-like of shape (n,)
+        epochs : int, default 1
+        validation_data, callback
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+        """
+        epochs = check_int("epochs", epochs)
+        if not hasattr(self, "user_factors_"):
+            saved, self.epochs = self.epochs, epochs
+            try:
+                return self.fit(users, items, ratings, validation_data, callback)
+            finally:
+                self.epochs = saved
+        config = self._config(epochs=epochs)
+        if config.n_factors != self.user_factors_.shape[1]:
+            raise ValueError(
+                f"n_factors={config.n_factors} differs from the fitted factors' "
+                f"{self.user_factors_.shape[1]}; partial_fit cannot change the embedding size"
+            )
+        users, items, ratings = check_triples(users, items, ratings)
+        # Without validation data partial_fit simply does not stop early.
+        val = self._check_validation(validation_data, config) if validation_data is not None else None
+        if not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(self.random_state)
+        lo, hi = self.rating_range_
+        self.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
+        u, i = self._encode_growing(users, items, config)
+        self._train(u, i, ratings, config, val, callback)
+        return self
+
+    def _config(self, **overrides):
+        """The checked parameters, as one frozen :class:`~npmf.sgd.SGDConfig` (``overrides`` replace some)."""
+        return SGDConfig.from_estimator(self, **overrides)
+
+    def _encode_growing(self, users, items, config):
+        """Codes of ``users``/``items`` (:class:`npmf.core.encoding.Codes`), appending new ids (and rows) as needed.
+
+        One pass per column (``pd.factorize`` unless the ids are compact
+        integers) and no per-rating array of codes: that is made only where it
+        is needed, by the serial kernels or inside the block copy of the ratings.
+        """
+        s = config.init_scale
+        codes = []
+        for q, (name, values) in enumerate((("user", users), ("item", items))):
+            keys, base, index, uniques = _encoding.factorize(name, values)
+            known = getattr(self, f"{name}_ids_")
+            new = uniques[~pd.Index(uniques).isin(known)]
+            if len(new):
+                setattr(self, f"{name}_ids_", np.concatenate([known, new]))
+                factors = _grow(getattr(self, f"{name}_factors_"), len(new))
+                # In chunks: the numbers of one draw, without a float64 copy of all new rows.
+                step = max(1, (1 << 18) // config.n_factors)
+                for a in range(len(factors) - len(new), len(factors), step):
+                    rows = factors[a : a + step]
+                    rows[...] = self._rng.uniform(-s, s, rows.shape)
+                setattr(self, f"{name}_factors_", factors)
+                setattr(self, f"{name}_bias_", _grow(getattr(self, f"{name}_bias_"), len(new)))
+                for state in (self._m, self._v):
+                    for block in (q, q + 2):
+                        state[block] = _grow(state[block], len(new))
+            table = self._codes(getattr(self, f"{name}_ids_"), uniques)[index]
+            table[index < 0] = -1  # values between the ids that do not occur
+            codes.append(_encoding.Codes(keys, base, table))
+        return codes
+
+    def _check_validation(self, validation_data, config):
+        if validation_data is None:
+            if config.early_stopping_patience is not None:
+                raise ValueError(
+                    "early_stopping_patience is set but fit() got no validation_data; "
+                    "pass validation_data=(users, items, ratings) or set early_stopping_patience=None"
+                )
+            return None
+        return check_validation_data(validation_data)
+
+    def _params(self):
+        return [self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_]
+
+    def _train(self, u, i, r, config, val, callback):
+        """Train ``config.epochs`` epochs on the ratings with codes ``u``, ``i`` (:class:`npmf.core.encoding.Codes`).
+
+        lazy_adam and sgd on many ratings train block-scheduled on all cores
+        (:mod:`npmf.sgd.blocks`). The blocks borrow the model's Adam moments
+        into their records (the only copy while they train, so the model lets
+        go of its own) and give them back when training ends, however it ends.
+        Their copy of the ratings, block by block, holds the only per-rating
+        codes, which the model keeps as its training pairs.
+        """
+        params = self._params()
+        _kernels.warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), -(-len(r) // config.batch_size))
+        if not _block_kernels.use_blocks(config, len(r)):
+            u, i = _encoding.codes_array(u), _encoding.codes_array(i)
+            self._remember_seen(u, i)
+            self._epochs(_kernels.SerialEpochs(u, i, r, params, self._m, self._v, config), config, val, callback)
+            return
+        blocks = _block_kernels.BlockEpochs(u, i, params, self._m, self._v, config)
+        self._m = self._v = None  # lent to the blocks' records until give_back
+        try:
+            u, i = blocks.copy_ratings(u, i, r)
+            self._remember_seen(u, i)
+            self._epochs(blocks, config, val, callback)
+        finally:
+            self._m, self._v = blocks.give_back()
+
+    def _epochs(self, trainer, config, val, callback):
+        """Run the epochs of ``trainer`` (serial or blocks), keeping the last finite weights and the history."""
+        mu = self.global_mean_ if config.biases else 0.0
+        params = self._params()
+        log = EpochLog(self.history_, config.epochs, self.verbose, callback, config.early_stopping_patience)
+        if val is not None:
+            val_u, val_i = self._codes(self.user_ids_, val[0]), self._codes(self.item_ids_, val[1])
+        best_params = None
+        for epoch in range(config.epochs):
+            start = time.perf_counter()
+            total, steps = trainer.run(self._rng, mu, self.n_steps_)
+            loss = total / len(trainer.r)
+            if not np.isfinite(loss):
+                trainer.undo(params)
+                raise FloatingPointError(
+                    f"training diverged: the loss became {loss} in epoch {epoch + 1}; "
+                    f"learning_rate={config.learning_rate} is too large for this data, try a smaller one. "
+                    f"The model keeps the weights of the last finite epoch."
+                )
+            trainer.write_params(params)
+            self.n_steps_ += steps
+            seconds = time.perf_counter() - start
+            val_loss = None
+            if val is not None:
+                err = self._predict_codes(val_u, val_i) - val[2]
+                val_loss = float(np.mean(err * err))
+            if log.end_epoch(epoch, seconds, loss, val_loss=val_loss) and config.early_stopping_patience is not None:
+                best_params = [p.copy() for p in params]
+                self.best_epoch_ = len(self.history_["loss"]) - 1
+            if log.stop:
+                break
+        if best_params is not None:
+            for p, kept in zip(params, best_params):
+                p[...] = kept
+
+    def _remember_seen(self, u, i):
+        pairs = (u, i)  # the training codes themselves (int32; at scale the block copy's), not a copy
+        if getattr(self, "_seen", None) is not None:
+            pairs = tuple(np.concatenate([old, new]) for old, new in zip(self._seen, pairs))
+        self._seen = pairs
+
+    # ---------------------------------------------------------- persistence
+    # Adam's state and step count are saved too, so partial_fit continues after load.
+    def _state_arrays(self):
+        arrays = {"n_steps": np.int64(self.n_steps_)}
+        for q, name in enumerate(_BLOCKS):
+            arrays[f"m_{name}"], arrays[f"v_{name}"] = self._m[q], self._v[q]
+        return arrays
+
+    def _restore_state(self, arrays):
+        self.n_steps_ = int(arrays["n_steps"])
+        self._m = [arrays[f"m_{name}"] for name in _BLOCKS]
+        self._v = [arrays[f"v_{name}"] for name in _BLOCKS]
+
+
+# The model's four parameter blocks, in the order the kernels take them.
+_BLOCKS = ("W", "H", "bu", "bi")
+
+
+def _grow(a, n_new):
+    """``a`` with ``n_new`` rows of zeros appended.
+
+    The zeros come from ``np.zeros`` and are not written, so a large block of
+    them takes no memory until it is used (Adam's moments, for instance, which
+    block-scheduled training keeps only in its records).
+    """
+    out = np.zeros((len(a) + n_new,) + a.shape[1:], a.dtype)
+    out[: len(a)] = a
+    return out

@@ -1,0 +1,258 @@
+"""Block-scheduled epochs: the Numba kernels equal their NumPy twin, with one thread and with two."""
+
+import numba
+import numpy as np
+import pytest
+
+from npmf import MatrixFactorization
+from npmf.core.encoding import Codes
+from npmf.data import make_ratings
+from npmf.sgd import _block_kernels as _parallel
+from npmf.sgd import _kernels as model
+from npmf.sgd import blocks
+from npmf.sgd.config import SGDConfig
+from npmf.sgd.optimizers import adam_step_sizes
+
+
+def _problem(seed=0, M=30, N=20, n=900, k=4):
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, M, n), rng.integers(0, N, n)
+    r = rng.integers(1, 6, n).astype(float)
+    params = [rng.uniform(-0.5, 0.5, (M, k)), rng.uniform(-0.5, 0.5, (N, k))]
+    params += [rng.normal(0, 0.1, M), rng.normal(0, 0.1, N)]
+    return u, i, r, params
+
+
+def _config(optimizer, batch_size, fit_bias, reg, n_threads=1, dtype="float64"):
+    return SGDConfig(optimizer=optimizer, learning_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-7, reg=reg,
+                     biases=fit_bias, batch_size=batch_size, n_threads=n_threads, dtype=dtype)  # fmt: skip
+
+
+def _blocks(u, i, r, params, m, v, config, n_strata):
+    """BlockEpochs as the model drives them: borrow the arrays, then copy the ratings into blocks."""
+    trainer = _parallel.BlockEpochs(u, i, params, m, v, config, n_strata=n_strata)
+    trainer.copy_ratings(u, i, r)
+    return trainer
+
+
+def _states(params):
+    return [p.copy() for p in params], [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize(
+    "optimizer, batch_size, fit_bias, reg",
+    [("lazy_adam", 8, True, 0.05), ("lazy_adam", 8, False, 0.0), ("lazy_adam", 1, True, 0.0),
+     ("sgd", 1, True, 0.05), ("sgd", 1, False, 0.0), ("sgd", 7, True, 0.02)],
+)  # fmt: skip
+def test_block_epochs_equal_numpy_twin(optimizer, batch_size, fit_bias, reg, n_threads):
+    u, i, r, params = _problem()
+    if not fit_bias:
+        params[2][:], params[3][:] = 0.0, 0.0
+    config = _config(optimizer, batch_size, fit_bias, reg, n_threads)
+    p1, m1, v1 = _states(params)
+    p2, m2, v2 = _states(params)
+    fast = _blocks(u, i, r, p1, m1, v1, config, n_strata=3)
+    order, offsets = blocks.block_order(u, i, fast.su, fast.si, 3)
+    np.testing.assert_array_equal(fast.offsets, offsets)
+    U, I, R = u[order], i[order], r[order]
+    np.testing.assert_array_equal(fast.u, U)
+    np.testing.assert_array_equal(fast.r, R)
+    rng1, rng2, t = np.random.default_rng(5), np.random.default_rng(5), 0
+    for _ in range(3):
+        total, steps = fast.run(rng1, 3.0 if fit_bias else 0.0, t)
+        fast.write_params(p1)
+        seeds = rng2.integers(0, 2**63, size=9, dtype=np.uint64)
+        alphas = adam_step_sizes(t, steps, 0.01, 0.9, 0.999)
+        ref = blocks.epoch_blocks_numpy(U, I, R, offsets, seeds, batch_size, 3.0 if fit_bias else 0.0, p2, m2, v2,
+                                        alphas, config)  # fmt: skip
+        t += steps
+        np.testing.assert_array_equal(fast.u, U)  # the same shuffles
+        m1, v1 = fast.moments()
+        for a, b in zip(p1 + m1 + v1, p2 + m2 + v2, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        assert total == pytest.approx(ref, rel=1e-12)
+    assert steps == blocks.batch_offsets(offsets, batch_size)[-1]
+    del a, b, m1, v1  # views of the records: held, they would make give_back copy instead of shrinking in place
+    records = [None if X is None else X.__array_interface__["data"][0] for X in fast.records]
+    m1, v1 = fast.give_back()  # the moments, in the records until now, become arrays of their own
+    assert fast.records is None and fast.r is None
+    if optimizer == "lazy_adam":  # the moments now live where the records did, compacted
+        assert [m1[0].__array_interface__["data"][0], m1[1].__array_interface__["data"][0]] == records
+    for a, b in zip(m1 + v1, m2 + v2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(p1[0], params[0])
+    if not fit_bias:
+        assert not p1[2].any() and not p1[3].any()
+
+
+def test_release_copies_the_moments_when_a_view_of_the_records_is_held():
+    u, i, r, params = _problem()
+    config = _config("lazy_adam", 8, True, 0.05, 1)
+    p1, m1, v1 = _states(params)
+    fast = _blocks(u, i, r, p1, m1, v1, config, n_strata=3)
+    fast.run(np.random.default_rng(5), 3.0, 0)
+    m1, v1 = fast.moments()
+    expected = [a.copy() for a in m1 + v1]
+    held = m1[0]  # a caller's view of the user records
+    del m1, v1
+    m1, v1 = fast.give_back()
+    for a, b in zip(m1 + v1, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.shares_memory(m1[0], held)
+
+
+def test_strata_balance_the_ratings():
+    counts = np.random.default_rng(0).zipf(1.5, 1000).clip(max=200)
+    su = blocks.strata(counts, 8)
+    per = np.bincount(su, weights=counts, minlength=8)
+    assert set(su) == set(range(8)) and per.max() - per.min() <= counts.max()
+
+
+def test_shuffle_kernel_equals_twin_and_is_a_permutation():
+    a = np.arange(50, dtype=np.int32)
+    b, c = a.copy(), a.astype(float)
+    blocks.shuffle_block((a,), 5, 45, 123)
+    _parallel._shuffle(b, b.copy(), c, 5, 45, np.uint64(123))
+    np.testing.assert_array_equal(a, b)
+    assert sorted(a[5:45]) == list(range(5, 45)) and list(a[:5]) == [0, 1, 2, 3, 4]
+    assert (a[5:45] != np.arange(5, 45)).any()
+
+
+def test_n_strata_depends_on_the_problem_only():
+    assert blocks.n_strata(100, 32) == 1
+    assert blocks.n_strata(25_000_000, 1024) == 55
+    assert blocks.n_strata(25_000_000, 1) == blocks.MAX_STRATA
+
+
+@pytest.fixture
+def always_blocks(monkeypatch):
+    monkeypatch.setattr(_parallel, "BLOCK_MIN_RATINGS", 0)
+
+
+@pytest.mark.parametrize("optimizer, batch_size", [("lazy_adam", 64), ("sgd", 1)])
+def test_reruns_and_thread_counts_give_the_same_bits(always_blocks, optimizer, batch_size):
+    df = make_ratings(200, 100, 5000, random_state=0)
+    fits = [
+        MatrixFactorization(n_factors=4, epochs=3, batch_size=batch_size, optimizer=optimizer, learning_rate=0.01,
+                            biases=True, n_threads=t, random_state=7).fit(df.user_id, df.item_id, df.rating)
+        for t in (1, 1, 2)
+    ]  # fmt: skip
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.user_factors_, fits[0].user_factors_)
+        np.testing.assert_array_equal(other.item_bias_, fits[0].item_bias_)
+        assert other.history_["loss"] == fits[0].history_["loss"]
+    assert fits[0].n_steps_ >= 3 * -(-5000 // batch_size)
+
+
+def test_thread_count_is_restored(always_blocks):
+    before = numba.get_num_threads()
+    df = make_ratings(50, 40, 600, random_state=0)
+    MatrixFactorization(epochs=1, optimizer="sgd", n_threads=1, random_state=0).fit(df.user_id, df.item_id, df.rating)
+    assert numba.get_num_threads() == before
+
+
+def test_float32_blocks_track_float64(always_blocks):
+    df = make_ratings(200, 100, 5000, random_state=1)
+    kw = dict(n_factors=4, epochs=4, batch_size=32, optimizer="lazy_adam", learning_rate=0.01, random_state=0)
+    f32 = MatrixFactorization(dtype="float32", **kw).fit(df.user_id, df.item_id, df.rating)
+    f64 = MatrixFactorization(**kw).fit(df.user_id, df.item_id, df.rating)
+    assert f32.user_factors_.dtype == np.float32 and f32._m[0].dtype == np.float32
+    np.testing.assert_allclose(f32.history_["loss"], f64.history_["loss"], rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "optimizer, batch_size, learning_rate, epochs",
+    [("lazy_adam", 32, 0.01, 40), ("sgd", 1, 0.005, 40)],
+)
+def test_loss_falls_to_the_noise_level_on_planted_data(always_blocks, optimizer, batch_size, learning_rate, epochs):
+    df = make_ratings(300, 200, 20_000, n_factors=3, noise=0.3, random_state=0)
+    floor = df.attrs["noise_mse"]
+    fit = MatrixFactorization(n_factors=3, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                              learning_rate=learning_rate, init_scale=0.1, biases=True, random_state=0)  # fmt: skip
+    fit.fit(df.user_id, df.item_id, df.rating)
+    loss = fit.history_["loss"]
+    assert loss[-1] < 1.25 * floor < loss[0]
+    mse = np.mean((fit.predict(df.user_id, df.item_id) - df.rating) ** 2)
+    assert mse < 1.25 * floor
+
+
+def test_model_uses_blocks_from_the_threshold(monkeypatch):
+    used = []
+    real = _parallel.BlockEpochs
+    monkeypatch.setattr(_parallel, "BlockEpochs", lambda *a, **k: used.append(1) or real(*a, **k))
+    df = make_ratings(50, 40, 600, random_state=0)
+    for optimizer in ("adam", "lazy_adam", "sgd"):
+        MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0).fit(df.user_id, df.item_id, df.rating)
+    assert not used  # 600 ratings: the exact serial epoch
+    monkeypatch.setattr(_parallel, "BLOCK_MIN_RATINGS", 600)
+    for optimizer in ("adam", "lazy_adam", "sgd"):
+        MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0).fit(df.user_id, df.item_id, df.rating)
+    assert len(used) == 2  # lazy_adam and sgd, not dense adam
+
+
+def test_dense_adam_warns_and_points_to_lazy_adam(monkeypatch):
+    df = make_ratings(50, 40, 600, random_state=0)
+    monkeypatch.setattr(model, "DENSE_ADAM_WARN_UPDATES", 1000)
+    with pytest.warns(UserWarning, match="optimizer='lazy_adam'"):
+        MatrixFactorization(epochs=1, random_state=0).fit(df.user_id, df.item_id, df.rating)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MatrixFactorization(epochs=1, optimizer="lazy_adam", random_state=0).fit(df.user_id, df.item_id, df.rating)
+
+
+def test_partial_fit_and_save_carry_the_block_state(always_blocks, tmp_path):
+    df = make_ratings(200, 100, 5000, random_state=2)
+    model = MatrixFactorization(n_factors=4, epochs=2, batch_size=64, optimizer="lazy_adam", learning_rate=0.01,
+                                random_state=0).fit(df.user_id, df.item_id, df.rating)  # fmt: skip
+    assert all(np.abs(m).sum() > 0 for m in model._m[:2])  # moments written back from the records
+    model.save(tmp_path / "m.npz")
+    loaded = MatrixFactorization.load(tmp_path / "m.npz")
+    for a, b in zip(model._m + model._v, loaded._m + loaded._v, strict=True):
+        np.testing.assert_array_equal(a, b)
+    steps = model.n_steps_
+    loss = model.history_["loss"][-1]
+    model.partial_fit(df.user_id, df.item_id, df.rating, epochs=1)
+    assert model.n_steps_ > steps and model.history_["loss"][-1] < loss
+
+
+def test_block_epochs_read_codes_through_their_table():
+    u, i, r, params = _problem(seed=3)
+    config = _config("lazy_adam", 8, True, 0.0)
+    plain = _blocks(u, i, r, *_states(params), config, n_strata=3)
+    # The same codes as keys offset by 100 (users) and as a shuffled table (items).
+    perm = np.random.default_rng(0).permutation(20).astype(np.int32)
+    inverse = np.argsort(perm).astype(np.int32)
+    coded = _blocks(Codes(u + 100, 100, np.arange(30, dtype=np.int32)), Codes(inverse[i], 0, perm), r,
+                    *_states(params), config, n_strata=3)  # fmt: skip
+    for name in ("u", "i", "r", "offsets"):
+        np.testing.assert_array_equal(getattr(coded, name), getattr(plain, name))
+
+
+def test_diverged_block_epoch_keeps_the_last_finite_weights(always_blocks):
+    df = make_ratings(200, 100, 5000, random_state=0)
+    model = MatrixFactorization(n_factors=4, epochs=1, batch_size=1, optimizer="sgd", learning_rate=0.01,
+                                random_state=0).fit(df.user_id, df.item_id, df.rating)  # fmt: skip
+    before = [p.copy() for p in model._params()]
+    model.learning_rate = 1e4
+    with pytest.raises(FloatingPointError, match="learning_rate=10000.0"):
+        model.partial_fit(df.user_id, df.item_id, df.rating, epochs=5)
+    for p, old in zip(model._params(), before, strict=True):
+        np.testing.assert_array_equal(p, old)
+    assert len(model.history_["loss"]) == 1
+
+
+def test_blocks_keep_the_seen_pairs_without_a_copy_of_the_codes(always_blocks):
+    df = make_ratings(200, 100, 5000, random_state=4)
+    model = MatrixFactorization(n_factors=4, epochs=1, batch_size=64, optimizer="lazy_adam",
+                                random_state=0).fit(df.user_id + 7, df.item_id, df.rating)  # fmt: skip
+    seen = set(zip(model.user_ids_[model._seen[0]], model.item_ids_[model._seen[1]]))
+    assert seen == set(zip(df.user_id + 7, df.item_id)) and len(model._seen[0]) == len(df)
+    # the moments are views of the records shrunk to their m and v segments: the records' w and g are freed
+    for a in model._m + model._v:
+        assert a.base is None or (a.base.flags.owndata and a.base.shape == (len(a), 2 * (4 + 1)))
+    user = int(df.user_id[0]) + 7
+    top = model.recommend(user, n=100)
+    assert not set(top.item_id) & set(df.item_id[df.user_id + 7 == user])
