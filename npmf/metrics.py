@@ -4,7 +4,10 @@ Each raises ``ValueError`` on empty input, on inputs of different lengths and
 on NaN or infinite values.
 """
 
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["mae", "rmse", "rounded_mae", "rating_step"]
 
@@ -21,19 +24,21 @@ def _check(y_true, y_pred):
     return y_true, y_pred
 
 
-def mae(y_true, y_pred):
+def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     r"""Mean absolute error, :math:`\frac{1}{n}\sum_j |r_j - \hat r_j|`."""
     y_true, y_pred = _check(y_true, y_pred)
     return float(np.mean(np.abs(y_true - y_pred)))
 
 
-def rmse(y_true, y_pred):
+def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     r"""Root mean squared error, :math:`\sqrt{\frac{1}{n}\sum_j (r_j - \hat r_j)^2}`."""
     y_true, y_pred = _check(y_true, y_pred)
     return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
 
 
-def rounded_mae(y_true, y_pred, clip=None, step=1.0):
+def rounded_mae(
+    y_true: ArrayLike, y_pred: ArrayLike, clip: tuple[float, float] | None = None, step: float = 1.0
+) -> float:
     r"""MAE of predictions rounded to the rating grid, as the Keras recipe reports it.
 
     .. math:: \frac{1}{n}\sum_j \big|r_j - s\,\mathrm{round}(\mathrm{clip}(\hat r_j)/s)\big|
@@ -59,7 +64,7 @@ def rounded_mae(y_true, y_pred, clip=None, step=1.0):
     return float(np.mean(np.abs(y_true - step * np.round(y_pred / step))))
 
 
-def rating_step(ratings):
+def rating_step(ratings: ArrayLike) -> float:
     """The grid a rating scale lies on: the smallest gap between distinct ratings.
 
     1.0 for MovieLens-100k's 1-5 stars, 0.5 for half stars (ML-10M, ML-25M);

@@ -16,6 +16,8 @@ count, chosen the same way. Unlike ``"accurate"`` it supports ``partial_fit``.
 ``benchmarks/results/accuracy.md`` has the test numbers of all three.
 """
 
+from __future__ import annotations
+
 __all__ = ["PRESETS", "ESTIMATORS", "get_preset", "from_preset"]
 
 # The estimator class of each preset, by name (the classes import this module).
@@ -55,14 +57,14 @@ PRESETS = {
 }
 
 
-def get_preset(name):
+def get_preset(name: str) -> dict:
     """A copy of preset ``name``'s parameters; ValueError naming the presets otherwise."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}")
     return dict(PRESETS[name])
 
 
-def from_preset(name, estimator=None, **overrides):
+def from_preset(name: str, estimator: type | None = None, **overrides):
     """The model preset ``name`` describes, with ``overrides`` applied to its parameters.
 
     Parameters

@@ -10,6 +10,7 @@ from ..core.encoding import factorize_ids
 from ..core.factor_model import FactorModel
 from ..core.threads import numba_threads
 from ..core.training import EpochLog
+from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_triples, check_validation_data
 from . import gibbs
 from ._chain import Chain
@@ -110,16 +111,16 @@ class BayesianMatrixFactorization(FactorModel):
 
     def __init__(
         self,
-        n_factors=10,
-        epochs=200,
-        burn_in=None,
-        n_kept_samples=100,
-        implicit_feedback="users",
-        init_scale=0.1,
-        n_threads=None,
-        random_state=None,
-        verbose=0,
-    ):
+        n_factors: int = 10,
+        epochs: int = 200,
+        burn_in: int | None = None,
+        n_kept_samples: int | None = 100,
+        implicit_feedback: str = "users",
+        init_scale: float = 0.1,
+        n_threads: int | None = None,
+        random_state: RandomState = None,
+        verbose: int = 0,
+    ) -> None:
         self.n_factors = n_factors
         self.epochs = epochs
         self.burn_in = burn_in
@@ -130,11 +131,18 @@ class BayesianMatrixFactorization(FactorModel):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _config(self):
+    def _config(self) -> GibbsConfig:
         """The checked parameters, as one frozen :class:`~npmf.bayes.GibbsConfig`."""
         return GibbsConfig.from_estimator(self)
 
-    def fit(self, users, items, ratings, validation_data=None, callback=None) -> BayesianMatrixFactorization:
+    def fit(
+        self,
+        users: Ids,
+        items: Ids,
+        ratings: ArrayLike,
+        validation_data: Triples | None = None,
+        callback: Callback | None = None,
+    ) -> BayesianMatrixFactorization:
         """Sample the posterior given (user, item, rating) triples and keep the average model.
 
         Parameters

@@ -5,6 +5,8 @@ so scikit-learn's ``clone`` and grid searches work on npmf models, and
 :func:`clone` does the same here.
 """
 
+from __future__ import annotations
+
 import copy
 import inspect
 
@@ -17,11 +19,11 @@ class BaseEstimator:
         sig = inspect.signature(cls.__init__)
         return sorted(p.name for p in sig.parameters.values() if p.name != "self")
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict:
         """The constructor parameters, as a dict."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params):
+    def set_params(self, **params) -> BaseEstimator:
         """Set constructor parameters; returns self. Unknown names raise ValueError."""
         valid = self._param_names()
         for name, value in params.items():
@@ -38,6 +40,6 @@ class BaseEstimator:
         return f"{type(self).__name__}({', '.join(changed)})"
 
 
-def clone(estimator):
+def clone(estimator: BaseEstimator) -> BaseEstimator:
     """A new unfitted estimator with the same parameters (deep-copied)."""
     return type(estimator)(**copy.deepcopy(estimator.get_params()))

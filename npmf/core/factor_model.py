@@ -7,6 +7,8 @@ fallbacks, ranking (:class:`~npmf.core.ranking.RankingMixin`), presets and
 persistence are written once, here.
 """
 
+from __future__ import annotations
+
 import numpy as np
 import pandas as pd
 
@@ -14,6 +16,7 @@ from . import _kernels
 from .base import BaseEstimator
 from .persistence import load_estimator, save_estimator
 from .ranking import RankingMixin
+from .typing import Ids, PathType
 from .validation import check_triples
 
 __all__ = ["FactorModel"]
@@ -29,7 +32,7 @@ class FactorModel(RankingMixin, BaseEstimator):
     """
 
     @classmethod
-    def from_preset(cls, name, **overrides):
+    def from_preset(cls, name: str, **overrides) -> FactorModel:
         """A model with preset ``name``'s parameters (see :mod:`npmf.presets`), updated by ``overrides``.
 
         ValueError when the preset belongs to another estimator class; then
@@ -44,7 +47,7 @@ class FactorModel(RankingMixin, BaseEstimator):
         raise NotImplementedError
 
     # -------------------------------------------------------------- predict
-    def predict(self, users, items, clip=False):
+    def predict(self, users: Ids, items: Ids, clip: bool = False) -> np.ndarray:
         """Predicted ratings for (user, item) pairs of raw ids.
 
         An unknown user or item gets what is known: with biases, :math:`\\mu`
@@ -100,7 +103,7 @@ class FactorModel(RankingMixin, BaseEstimator):
     def _restore_state(self, arrays):
         """Inverse of :meth:`_state_arrays`, called by :meth:`load`."""
 
-    def save(self, path):
+    def save(self, path: PathType) -> None:
         """Write the fitted model to ``path`` as ``.npz`` (no pickle), atomically.
 
         The file holds the factors, biases, id mappings, the training pairs
@@ -111,7 +114,7 @@ class FactorModel(RankingMixin, BaseEstimator):
         save_estimator(self, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathType) -> FactorModel:
         """Load a model written by :meth:`save`; it predicts identically.
 
         ``FactorModel.load`` (or :func:`npmf.load`) accepts a file of any npmf

@@ -1,5 +1,9 @@
 """Ranking with a fitted model: top-n recommendations and similar items."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +19,7 @@ class RankingMixin:
     attributes and its ``_predict_codes``/``_codes`` helpers.
     """
 
-    def recommend(self, user, n=10, exclude_seen=True):
+    def recommend(self, user: Hashable, n: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``n`` items with the highest predicted rating for ``user``.
 
         Parameters
@@ -40,7 +44,7 @@ class RankingMixin:
             scores[seen_i[seen_u == u[0]]] = -np.inf
         return _top_n(scores, self.item_ids_, n, "score")
 
-    def similar_items(self, item, n=10):
+    def similar_items(self, item: Hashable, n: int = 10) -> pd.DataFrame:
         """The ``n`` items whose factors have the highest cosine similarity to ``item``'s.
 
         Returns
@@ -59,12 +63,12 @@ class RankingMixin:
         sims[code] = -np.inf
         return _top_n(sims, self.item_ids_, n, "similarity")
 
-    def user_embeddings(self):
+    def user_embeddings(self) -> pd.DataFrame:
         """User factors as a DataFrame indexed by raw user id (columns 0..k-1)."""
         self._check_fitted()
         return pd.DataFrame(self.user_factors_, index=pd.Index(self.user_ids_, name="user_id"))
 
-    def item_embeddings(self):
+    def item_embeddings(self) -> pd.DataFrame:
         """Item factors as a DataFrame indexed by raw item id, as the recipe shows them."""
         self._check_fitted()
         return pd.DataFrame(self.item_factors_, index=pd.Index(self.item_ids_, name="item_id"))

@@ -10,6 +10,8 @@ F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: History
 and Context. ACM TiiS 5, 4, Article 19. https://doi.org/10.1145/2827872
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import shutil
@@ -18,8 +20,12 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
+from ..core.typing import PathType
 from .readers import read_ratings
 
 __all__ = ["MOVIELENS", "get_data_home", "load_movielens", "download_movielens", "load_movielens_folds"]
@@ -43,14 +49,14 @@ FOLDS = {"ml-100k": ("u1", "u2", "u3", "u4", "u5")}
 _urlopen = urllib.request.urlopen
 
 
-def get_data_home(data_home=None):
+def get_data_home(data_home: PathType | None = None) -> Path:
     """The folder that holds (or will hold) downloaded datasets, as a Path."""
     if data_home is None:
         data_home = os.environ.get("NPMF_DATA_DIR") or Path.home() / ".npmf" / "data"
     return Path(data_home).expanduser()
 
 
-def load_movielens(name="ml-100k", data_home=None, download=True):
+def load_movielens(name: str = "ml-100k", data_home: PathType | None = None, download: bool = True) -> pd.DataFrame:
     """Load a MovieLens ratings file as a DataFrame of raw ids.
 
     Parameters
@@ -78,7 +84,7 @@ def load_movielens(name="ml-100k", data_home=None, download=True):
     return read_ratings(path, sep=spec["sep"], header=None)
 
 
-def download_movielens(name="ml-100k", data_home=None):
+def download_movielens(name: str = "ml-100k", data_home: PathType | None = None) -> Path:
     """Download ``name`` from GroupLens, verify it, and unpack it atomically.
 
     Nothing is left behind when the download or a checksum fails. Returns the
@@ -129,7 +135,12 @@ def _verify(path, md5, size, what):
         raise OSError(f"{what}: MD5 {digest.hexdigest()} does not match the published {md5}; nothing was saved")
 
 
-def load_movielens_folds(name="ml-100k", data_home=None, download=True, splits=None):
+def load_movielens_folds(
+    name: str = "ml-100k",
+    data_home: PathType | None = None,
+    download: bool = True,
+    splits: Sequence[str] | None = None,
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """Load the canonical train/test splits that ship with a MovieLens archive.
 
     Parameters

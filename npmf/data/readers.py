@@ -1,16 +1,23 @@
 """Reading a delimited ratings file of any layout into ``user_id, item_id, rating, timestamp``."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..core.typing import PathType
 
 __all__ = ["read_ratings", "COLUMNS"]
 
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
 
-def read_ratings(path, sep=None, columns=None, header="infer"):
+def read_ratings(
+    path: PathType, sep: str | None = None, columns: Sequence | None = None, header: str | int | None = "infer"
+) -> pd.DataFrame:
     """Read a delimited ratings file into ``user_id, item_id, rating, timestamp``.
 
     Parameters

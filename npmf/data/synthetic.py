@@ -1,14 +1,24 @@
 """Synthetic MovieLens-like ratings from a planted low-rank model: :func:`make_ratings`."""
 
+from __future__ import annotations
+
 import numpy as np
 import pandas as pd
 
+from ..core.typing import RandomState
 from . import _synthetic_kernels as _kernels
 
 __all__ = ["make_ratings"]
 
 
-def make_ratings(n_users, n_items, n_ratings, n_factors=10, noise=0.5, random_state=None):
+def make_ratings(
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    n_factors: int = 10,
+    noise: float = 0.5,
+    random_state: RandomState = None,
+) -> pd.DataFrame:
     r"""Synthetic ratings from a planted low-rank model with biases, MovieLens-like.
 
     Each rating is

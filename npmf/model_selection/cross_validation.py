@@ -1,6 +1,9 @@
 """Cross-validation: fit a fresh copy of a model on each fold and score its test part."""
 
+from __future__ import annotations
+
 import time
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -12,7 +15,13 @@ __all__ = ["cross_validate"]
 SCORES = ("rmse", "mae", "rounded_mae", "fit_seconds")
 
 
-def cross_validate(model, folds, clip=None, step=None, verbose=False):
+def cross_validate(
+    model,
+    folds: Sequence[tuple[pd.DataFrame, pd.DataFrame]],
+    clip: bool | tuple[float, float] | None = None,
+    step: float | None = None,
+    verbose: bool = False,
+) -> pd.DataFrame:
     """Per-fold and mean RMSE, MAE and rounded MAE of ``model`` over ``folds``.
 
     Each fold gets an unfitted copy of ``model`` (:func:`npmf.clone`), so the

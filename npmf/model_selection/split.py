@@ -1,38 +1,45 @@
 """Random train/test splits, without scikit-learn."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+import pandas as pd
+
+from ..core.typing import RandomState
 
 __all__ = ["kfold", "train_test_split"]
 
 
-def train_test_split(*arrays, test_size=0.2, random_state=None):
+def train_test_split(*arrays, test_size: float | int = 0.2, random_state: RandomState = None) -> list:
     """Split DataFrames or arrays of equal length into random train and test parts.
 
-    Like scikit-learn's function of the same name (which the Keras recipe
-    uses), but with a ``numpy.random.Generator``: one permutation of the rows,
-    the first ``n_test`` go to the test part.
+        Like scikit-learn's function of the same name (which the Keras recipe
+        uses), but with a ``numpy.random.Generator``: one permutation of the rows,
+        the first ``n_test`` go to the test part.
 
-    Parameters
-    ----------
-    *arrays : DataFrames, Series or array-likes of equal length
-    test_size : float in (0, 1) or int >= 1, default 0.2
-        Fraction, or number, of rows in the test part (a fraction is rounded up).
-    random_state : int, numpy.random.Generator or None
+        Parameters
+        ----------
+        *arrays : DataFrames, Series or array-likes of equal length
+        test_size : float in (0, 1) or int >= 1, default 0.2
+            Fraction, or number, of rows in the test part (a fraction is rounded up).
+        random_state : int, numpy.random.Generator or None
 
-    Returns
-    -------
-    list
-        ``[train_0, test_0, train_1, test_1, ...]``; DataFrames keep their index.
+        Returns
+        -------
+        list
+            ``[train_0, test_0, train_1, test_1, ...]``; DataFrames keep their index.
 
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> df = pd.DataFrame({"rating": range(10)})
-    >>> train, test = train_test_split(df, test_size=0.2, random_state=0)
-    >>> len(train), len(test)
-    (8, 2)
+        Examples
+        --------
+        >>> import pandas as pd
+
+    from ..core.typing import RandomState
+        >>> df = pd.DataFrame({"rating": range(10)})
+        >>> train, test = train_test_split(df, test_size=0.2, random_state=0)
+        >>> len(train), len(test)
+        (8, 2)
     """
     if not arrays:
         raise ValueError("train_test_split needs at least one DataFrame or array to split")
@@ -62,7 +69,9 @@ def _n_test(test_size, n):
     raise ValueError(f"test_size must be a fraction in (0, 1) or an integer count, got {test_size!r}")
 
 
-def kfold(df, n_folds=5, random_state=None):
+def kfold(
+    df: pd.DataFrame, n_folds: int = 5, random_state: RandomState = None
+) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     """Split a ratings DataFrame into ``n_folds`` random (train, test) pairs.
 
     One permutation of the rows is cut into ``n_folds`` nearly equal parts;

@@ -38,6 +38,10 @@ Why these choices:
   is exercised for every row.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _kernels
@@ -109,16 +113,16 @@ def _numeric(params, q, mu, u, i, r, reg, step):
 
 
 def gradcheck(
-    n_users=5,
-    n_items=4,
-    n_factors=3,
-    n_ratings=16,
-    biases=True,
-    reg=0.1,
-    step=1e-3,
-    random_state=0,
-    grad_fn=None,
-):
+    n_users: int = 5,
+    n_items: int = 4,
+    n_factors: int = 3,
+    n_ratings: int = 16,
+    biases: bool = True,
+    reg: float = 0.1,
+    step: float = 1e-3,
+    random_state: int | None = 0,
+    grad_fn: Callable | None = None,
+) -> dict:
     """Compare analytic gradients with central finite differences on a small random problem.
 
     Parameters

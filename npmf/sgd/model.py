@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pandas as pd
 
 from ..core import encoding as _encoding
 from ..core.factor_model import FactorModel
 from ..core.training import EpochLog
+from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_int, check_triples, check_validation_data
 from . import _block_kernels, _kernels
 from .config import SGDConfig
+from .state import encode_growing
 
 __all__ = ["MatrixFactorization"]
 
@@ -110,23 +111,23 @@ class MatrixFactorization(FactorModel):
 
     def __init__(
         self,
-        n_factors=3,
-        epochs=100,
-        batch_size=32,
-        optimizer="adam",
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        init_scale=0.05,
-        biases=False,
-        reg=0.0,
-        early_stopping_patience=None,
-        n_threads=None,
-        dtype="float64",
-        random_state=None,
-        verbose=0,
-    ):
+        n_factors: int = 3,
+        epochs: int = 100,
+        batch_size: int = 32,
+        optimizer: str = "adam",
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        init_scale: float = 0.05,
+        biases: bool = False,
+        reg: float = 0.0,
+        early_stopping_patience: int | None = None,
+        n_threads: int | None = None,
+        dtype: str = "float64",
+        random_state: RandomState = None,
+        verbose: int = 0,
+    ) -> None:
         self.n_factors = n_factors
         self.epochs = epochs
         self.batch_size = batch_size
@@ -145,7 +146,14 @@ class MatrixFactorization(FactorModel):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, users, items, ratings, validation_data=None, callback=None) -> MatrixFactorization:
+    def fit(
+        self,
+        users: Ids,
+        items: Ids,
+        ratings: ArrayLike,
+        validation_data: Triples | None = None,
+        callback: Callback | None = None,
+    ) -> MatrixFactorization:
         """Learn the factors from (user, item, rating) triples.
 
         Parameters
@@ -179,11 +187,19 @@ class MatrixFactorization(FactorModel):
         self.n_steps_ = 0
         self.history_ = {"loss": [], "seconds": []}
         self._seen = None
-        u, i = self._encode_growing(users, items, config)
+        u, i = encode_growing(self, users, items, config)
         self._train(u, i, ratings, config, val, callback)
         return self
 
-    def partial_fit(self, users, items, ratings, epochs=1, validation_data=None, callback=None) -> MatrixFactorization:
+    def partial_fit(
+        self,
+        users: Ids,
+        items: Ids,
+        ratings: ArrayLike,
+        epochs: int = 1,
+        validation_data: Triples | None = None,
+        callback: Callback | None = None,
+    ) -> MatrixFactorization:
         """Continue training on (more) ratings from the current state.
 
         Users and items not seen before get new rows, initialised as in
@@ -223,44 +239,13 @@ class MatrixFactorization(FactorModel):
             self._rng = np.random.default_rng(self.random_state)
         lo, hi = self.rating_range_
         self.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
-        u, i = self._encode_growing(users, items, config)
+        u, i = encode_growing(self, users, items, config)
         self._train(u, i, ratings, config, val, callback)
         return self
 
-    def _config(self, **overrides):
+    def _config(self, **overrides) -> SGDConfig:
         """The checked parameters, as one frozen :class:`~npmf.sgd.SGDConfig` (``overrides`` replace some)."""
         return SGDConfig.from_estimator(self, **overrides)
-
-    def _encode_growing(self, users, items, config):
-        """Codes of ``users``/``items`` (:class:`npmf.core.encoding.Codes`), appending new ids (and rows) as needed.
-
-        One pass per column (``pd.factorize`` unless the ids are compact
-        integers) and no per-rating array of codes: that is made only where it
-        is needed, by the serial kernels or inside the block copy of the ratings.
-        """
-        s = config.init_scale
-        codes = []
-        for q, (name, values) in enumerate((("user", users), ("item", items))):
-            keys, base, index, uniques = _encoding.factorize(name, values)
-            known = getattr(self, f"{name}_ids_")
-            new = uniques[~pd.Index(uniques).isin(known)]
-            if len(new):
-                setattr(self, f"{name}_ids_", np.concatenate([known, new]))
-                factors = _grow(getattr(self, f"{name}_factors_"), len(new))
-                # In chunks: the numbers of one draw, without a float64 copy of all new rows.
-                step = max(1, (1 << 18) // config.n_factors)
-                for a in range(len(factors) - len(new), len(factors), step):
-                    rows = factors[a : a + step]
-                    rows[...] = self._rng.uniform(-s, s, rows.shape)
-                setattr(self, f"{name}_factors_", factors)
-                setattr(self, f"{name}_bias_", _grow(getattr(self, f"{name}_bias_"), len(new)))
-                for state in (self._m, self._v):
-                    for block in (q, q + 2):
-                        state[block] = _grow(state[block], len(new))
-            table = self._codes(getattr(self, f"{name}_ids_"), uniques)[index]
-            table[index < 0] = -1  # values between the ids that do not occur
-            codes.append(_encoding.Codes(keys, base, table))
-        return codes
 
     def _check_validation(self, validation_data, config):
         if validation_data is None:
@@ -358,15 +343,3 @@ class MatrixFactorization(FactorModel):
 
 # The model's four parameter blocks, in the order the kernels take them.
 _BLOCKS = ("W", "H", "bu", "bi")
-
-
-def _grow(a, n_new):
-    """``a`` with ``n_new`` rows of zeros appended.
-
-    The zeros come from ``np.zeros`` and are not written, so a large block of
-    them takes no memory until it is used (Adam's moments, for instance, which
-    block-scheduled training keeps only in its records).
-    """
-    out = np.zeros((len(a) + n_new,) + a.shape[1:], a.dtype)
-    out[: len(a)] = a
-    return out
