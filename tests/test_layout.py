@@ -100,3 +100,16 @@ def test_the_checks_see_the_imports_they_judge():
 def test_no_module_is_over_400_lines():
     sizes = {str(p.relative_to(PACKAGE)): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_the_readme_layout_table_lists_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Layout") : readme.index("## How the gradients are derived")]
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        rel = path.relative_to(PACKAGE).as_posix()
+        if f"`{rel}`" not in table and f"`npmf/{rel}`" not in table:
+            missing.append(rel)
+    assert not missing, f"modules missing from the README's layout table: {missing}"
