@@ -108,39 +108,39 @@ def sample_rows(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps):
 def sample_implicit(Y_imp, H, S, user_ptr, user_items, item_ptr, item_users, err, scale, alpha, Lam, Lam_mu, eps):
     r"""Draw the implicit item factors :math:`y_j` one item at a time, in place (SVD++ feedback).
 
-        With implicit feedback each user's factors are :math:`w_u + s_u`, where
-        :math:`s_u = c_u \sum_{j \in R(u)} y_j` sums the implicit factors of the
-        items the user rated in training, :math:`c_u = |R(u)|^{-1/2}` (``scale``;
-        Koren's SVD++, sampled as in Rendle's Bayesian SVD++). :math:`y_j` enters
-        the prediction of every rating :math:`(u, i)` of every user :math:`u` who
-        rated :math:`j` as :math:`c_u\, y_j \cdot h_i`: a linear regression with
-        regressors :math:`c_u h_i` and targets :math:`e_{ui} + c_u y_j \cdot h_i`
-        (the residual without :math:`y_j`'s part). With
-        :math:`G_u = \sum_{i \in R(u)} h_i h_i^	op` and
-        :math:`g_u = \sum_{i \in R(u)} e_{ui} h_i`,
+    With implicit feedback each user's factors are :math:`w_u + s_u`, where
+    :math:`s_u = c_u \sum_{j \in R(u)} y_j` sums the implicit factors of the
+    items the user rated in training, :math:`c_u = |R(u)|^{-1/2}` (``scale``;
+    Koren's SVD++, sampled as in Rendle's Bayesian SVD++). :math:`y_j` enters
+    the prediction of every rating :math:`(u, i)` of every user :math:`u` who
+    rated :math:`j` as :math:`c_u\, y_j \cdot h_i`: a linear regression with
+    regressors :math:`c_u h_i` and targets :math:`e_{ui} + c_u y_j \cdot h_i`
+    (the residual without :math:`y_j`'s part). With
+    :math:`G_u = \sum_{i \in R(u)} h_i h_i^\top` and
+    :math:`g_u = \sum_{i \in R(u)} e_{ui} h_i`,
 
-        .. math::
+    .. math::
 
-            P_j = \Lambda + lpha \sum_{u
-    i j} c_u^2 G_u, \qquad
-            b_j = \Lambda\mu_0 + lpha \sum_{u
-    i j} c_u ig(g_u + c_u G_u y_jig)
+        P_j = \Lambda + \alpha \sum_{u \ni j} c_u^2 G_u, \qquad
+        b_j = \Lambda\mu_0 + \alpha \sum_{u \ni j} c_u \big(g_u + c_u G_u y_j\big)
 
-        and :math:`y_j \sim \mathcal N(P_j^{-1} b_j, P_j^{-1})`. After the draw,
-        the change :math:`\Delta` moves :math:`s_u` by :math:`c_u\Delta` and
-        :math:`g_u` by :math:`-c_u G_u \Delta` for every :math:`u
-    i j`, so each
-        sweep costs :math:`O(\mathrm{nnz}\, k^2)`, not :math:`O(\sum_u |R(u)|^2 k)`.
+    and :math:`y_j \sim \mathcal N(P_j^{-1} b_j, P_j^{-1})`. After the draw,
+    the change :math:`\Delta` moves :math:`s_u` by :math:`c_u\Delta` and
+    :math:`g_u` by :math:`-c_u G_u \Delta` for every :math:`u \ni j`, so each
+    sweep costs :math:`O(\mathrm{nnz}\, k^2)`, not :math:`O(\sum_u |R(u)|^2 k)`.
+    Part 7.3 of ``docs/derivation.md`` derives it.
 
-        Parameters
-        ----------
-        Y_imp : (n_items, k), updated; H : (n_items, k), the item factors
-        S : (n_users, k), :math:`s_u`, updated
-        user_ptr, user_items : the ratings grouped by user (:func:`ratings_by_row`)
-        item_ptr, item_users : grouped by item
-        err : residuals :math:`r - \hat r`, aligned with ``user_items``
-        scale : (n_users,), :math:`c_u`
-        eps : (n_items, k) standard normals
+    Parameters
+    ----------
+    Y_imp : (n_items, k), updated; H : (n_items, k), the item factors
+    S : (n_users, k), :math:`s_u`, updated
+    user_ptr, user_items : the ratings grouped by user (:func:`ratings_by_row`)
+    item_ptr, item_users : grouped by item
+    err : residuals :math:`r - \hat r`, aligned with ``user_items``
+    scale : (n_users,), :math:`c_u`
+    alpha : the noise precision :math:`\alpha`
+    Lam, Lam_mu : the prior's precision :math:`\Lambda` and :math:`\Lambda\mu_0`
+    eps : (n_items, k) standard normals
     """
     n_users, k = S.shape
     G = np.zeros((n_users, k, k))
