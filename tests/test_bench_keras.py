@@ -11,9 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "keras_compare.py"
 
 
+@pytest.mark.slow
 def test_keras_compare_runs_for_one_epoch(ml100k_home, tmp_path):
     has_keras = importlib.util.find_spec("keras") is not None
     with_keras = has_keras and importlib.util.find_spec("jax") is not None

@@ -68,6 +68,7 @@ def test_user_errors_are_one_line(argv, message, capsys):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_program(ratings_file):
     proc = subprocess.run(
         [sys.executable, "-m", "npmf", "train", "--data", str(ratings_file), "--epochs", "1", "--quiet"],

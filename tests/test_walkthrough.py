@@ -12,6 +12,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "walkthrough.py"
 
 
+@pytest.mark.slow
 def test_walkthrough_prints_every_step(ml100k_home, tmp_path):
     png = tmp_path / "loss.png"
     env = {**os.environ, "NPMF_DATA_DIR": str(ml100k_home)}

@@ -164,6 +164,7 @@ def test_predictions_average_the_kept_samples():
     assert samples == list(range(6))
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_for_any_thread_count():
     u, i, r = planted(seed=3)
     fits = [
@@ -225,6 +226,7 @@ def test_unfitted_model_says_so():
         npmf.BayesianMatrixFactorization().predict([1], [2])
 
 
+@pytest.mark.slow
 def test_accurate_preset_on_ml100k_u1_short_chain(ml100k_home):
     """A short chain of the accurate preset already beats the recipe's point estimate clearly on u1."""
     ((train, test),) = npmf.load_movielens_folds("ml-100k", data_home=ml100k_home, splits=["u1"])

@@ -57,6 +57,7 @@ def test_kfold_tests_every_row_once():
         kfold(df, 1)
 
 
+@pytest.mark.slow
 def test_cross_validate_table_and_means():
     folds = kfold(planted_frame(n_ratings=1500, noise=0.1), 3, random_state=0)
     model = npmf.MatrixFactorization(

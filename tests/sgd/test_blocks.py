@@ -161,6 +161,7 @@ def test_float32_blocks_track_float64(always_blocks):
     np.testing.assert_allclose(f32.history_["loss"], f64.history_["loss"], rtol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "optimizer, batch_size, learning_rate, epochs",
     [("lazy_adam", 32, 0.01, 40), ("sgd", 1, 0.005, 40)],

@@ -1,11 +1,13 @@
 """The Keras recipe on real MovieLens-100k (skipped when the data is absent)."""
 
 import numpy as np
+import pytest
 
 import npmf
 from npmf import metrics
 
 
+@pytest.mark.slow
 def test_recipe_reproduces_keras(ml100k_home):
     df = npmf.load_movielens("ml-100k", data_home=ml100k_home, download=False)
     # The recipe's encoding: category codes, then a random 80/20 split.
