@@ -12,7 +12,7 @@ Protocols, all on MovieLens-100k (``NPMF_DATA_DIR`` or ``~/.npmf/data``):
   other MovieLens release is available offline here, and ua/ub come from the
   same u.data, so it checks a change of protocol, not of data.
 - synthetic file: another ratings file, in ML-1M's ``::`` format, written by
-  ``npmf.datasets.make_ratings(2000, 1500, 200_000, random_state=0)`` (a
+  ``npmf.make_ratings(2000, 1500, 200_000, random_state=0)`` (a
   planted biased rank-10 model, MovieLens-like skewed popularity, whole stars
   1-5) and read back with ``npmf.read_ratings``; random 80/20 splits, seeds
   0-2. The presets were never run on it before this benchmark. The planted
@@ -112,7 +112,7 @@ def protocols():
 
 def synthetic_file():
     """The synthetic ratings, through a ``::`` file; and the planted model's RMSE on them."""
-    df = npmf.datasets.make_ratings(2000, 1500, 200_000, random_state=0)
+    df = npmf.make_ratings(2000, 1500, 200_000, random_state=0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ratings.dat"
         with open(path, "w") as f:

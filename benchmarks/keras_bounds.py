@@ -24,7 +24,7 @@ import numba
 import numpy as np
 
 import npmf
-from npmf import _kernels, optimizers
+from npmf.sgd import _kernels, optimizers
 
 
 @numba.njit(cache=True)
@@ -88,7 +88,7 @@ def _time_dense(size, dtype, alphas, repeats):
     g = np.zeros(size, dtype)  # most rows get no gradient in a step; the arithmetic is the same
     m = np.zeros(size, dtype)
     v = rng.uniform(0, 1e-3, size).astype(dtype)
-    ft = np.dtype(dtype).type  # scalars in the arrays' dtype, as npmf._kernels.epoch_numba passes them
+    ft = np.dtype(dtype).type  # scalars in the arrays' dtype, as npmf.sgd._kernels.epoch_numba passes them
     a = alphas.astype(dtype)
     return _median_seconds(lambda: _dense_adam_steps(p, g, m, v, a, ft(0.1), ft(1.0 - 0.999), ft(1e-7)), repeats)
 

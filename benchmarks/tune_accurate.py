@@ -3,7 +3,7 @@
 Protocol (no test file is ever read):
 
 1. Inner folds: u1.base (80,000 ratings) is cut into 5 random inner folds
-   (``npmf.split.kfold``, random_state=2024); each inner fold trains on 64,000
+   (``npmf.model_selection.kfold``, random_state=2024); each inner fold trains on 64,000
    ratings and validates on 16,000.
 2. Stage 1 (coarse): every configuration of the grid is fitted on inner fold 0
    with ``validation_data`` and ``early_stopping_patience=10`` (at most 400
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 import npmf
-from npmf.split import kfold
+from npmf.model_selection import kfold
 
 RESULTS = Path(__file__).parent / "results"
 FIXED = {"biases": True, "n_threads": 1, "random_state": 0}

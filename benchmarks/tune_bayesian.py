@@ -6,7 +6,7 @@ What remains to choose is the rank ``n_factors`` and which side gets SVD++'s
 implicit feedback. Protocol (no test file is ever read):
 
 1. Inner folds: u1.base (80,000 ratings) is cut into 5 random inner folds
-   (``npmf.split.kfold``, random_state=2024, as for ``accurate_sgd``); inner
+   (``npmf.model_selection.kfold``, random_state=2024, as for ``accurate_sgd``); inner
    folds 0, 1, 2 each train on 64,000 ratings and validate on 16,000.
 2. Every configuration of the grid, n_factors {5, 10, 20} x
    implicit_feedback {"none", "users", "both"}, at ``--epochs`` sweeps (burn-in a tenth,
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import npmf
-from npmf.split import kfold
+from npmf.model_selection import kfold
 
 RESULTS = Path(__file__).parent / "results"
 GRID = [
