@@ -1,5 +1,7 @@
 """Block-scheduled epochs: the Numba kernels equal their NumPy twin, with one thread and with two."""
 
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -77,7 +79,8 @@ def test_block_epochs_equal_numpy_twin(optimizer, batch_size, fit_bias, reg, n_t
     records = [None if X is None else X.__array_interface__["data"][0] for X in fast.records]
     m1, v1 = fast.give_back()  # the moments, in the records until now, become arrays of their own
     assert fast.records is None and fast.r is None
-    if optimizer == "lazy_adam":  # the moments now live where the records did, compacted
+    # Under a tracer (coverage) NumPy refuses resize(refcheck=True), so give_back copies instead (numpy#11538).
+    if optimizer == "lazy_adam" and sys.gettrace() is None:  # the moments now live where the records did, compacted
         assert [m1[0].__array_interface__["data"][0], m1[1].__array_interface__["data"][0]] == records
     for a, b in zip(m1 + v1, m2 + v2, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
