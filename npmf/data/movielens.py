@@ -147,6 +147,8 @@ def download_movielens(
     spec = _spec(name)
     timeout = _check_timeout(timeout)
     home = get_data_home(data_home)
+    if home.exists() and not home.is_dir():
+        raise OSError(f"data_home {home} is not a folder; name the folder that holds (or will hold) {name}/")
     home.mkdir(parents=True, exist_ok=True)
     target = home / name
     if target.exists() and not target.is_dir():

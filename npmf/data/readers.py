@@ -102,7 +102,11 @@ def read_ratings(
     except UnicodeDecodeError as exc:
         raise ValueError(_decode_message(path, encoding, exc)) from None
     except pd.errors.ParserError as exc:
-        raise ValueError(f"ratings file {path}: {_parser_message(exc, skip)}") from None
+        raise ValueError(f"ratings file {path}: {_parser_message(exc)}") from None
+    except (EOFError, OSError) as exc:
+        if opener is open:
+            raise
+        raise ValueError(f"ratings file {path} could not be decompressed ({exc}); it may be truncated") from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"ratings file {path} is empty; expected lines of user, item, rating[, timestamp]") from None
     if sep == "::":
@@ -167,12 +171,12 @@ def _decode_message(path, encoding, exc):
             "pass its encoding, e.g. encoding='latin-1' or encoding='utf-16'")  # fmt: skip
 
 
-def _parser_message(exc, skip):
+def _parser_message(exc):
     text = str(exc).strip()
     match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if match:
         expected, line, saw = map(int, match.groups())
-        return f"line {line + skip} has {saw} fields where the lines before it have {expected}"
+        return f"line {line} has {saw} fields where the lines before it have {expected}"  # pandas counts every line
     return text.splitlines()[-1]
 
 
@@ -204,7 +208,7 @@ def _select(df, columns, path, opener, encoding, skip, header):
     if missing.any():
         j = int(np.flatnonzero(missing)[0])
         line = _line_of_row(path, opener, encoding, skip, header, j)
-        raise ValueError(f"ratings file {path}: line {line} has an empty or missing field (user, item and rating "
+        raise ValueError(f"ratings file {path}: line {line} has an empty, missing or NaN field (user, item and rating "
                          f"are required on every line)")  # fmt: skip
     rating = pd.to_numeric(out["rating"], errors="coerce")
     bad = ~np.isfinite(rating.to_numpy(dtype=np.float64, na_value=np.nan))
