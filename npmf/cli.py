@@ -29,11 +29,15 @@ def build_parser():
     train.set_defaults(func=cmd_train)
 
     cv = sub.add_parser("cv", help="cross-validate: per-fold and mean RMSE, MAE, rounded MAE")
-    cv.add_argument("--data", default="ml-100k", help="'ml-100k' (its u1-u5 folds) or a ratings file (random folds)")
-    cv.add_argument("--sep", default=None, help="separator of a ratings file (guessed if omitted)")
+    cv.add_argument(
+        "--data",
+        default="ml-100k",
+        help="'ml-100k' (its u1-u5 folds), another MovieLens release or a ratings file (random folds)",
+    )
+    _add_file_args(cv)
     cv.add_argument("--folds", type=int, default=5, help="number of random folds of a ratings file (default 5)")
     cv.add_argument("--splits", default=None, help="MovieLens splits to use, comma-separated (default u1,...,u5)")
-    cv.add_argument("--seed", type=int, default=0, help="random_state of the folds and the model (default 0)")
+    cv.add_argument("--seed", type=_seed, default=0, help="random_state of the folds and the model (default 0)")
     cv.add_argument("--clip", action="store_true", help="clip predictions to each fold's training rating range")
     _add_model_args(cv)
     cv.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -55,7 +59,7 @@ def build_parser():
     gc.add_argument("--biases", action=argparse.BooleanOptionalAction, default=True, help="check bu, bi (default on)")
     gc.add_argument("--reg", type=float, default=0.1, help="L2 strength, per occurrence (default 0.1)")
     gc.add_argument("--step", type=float, default=1e-3, help="finite-difference step (default 1e-3)")
-    gc.add_argument("--seed", type=int, default=0, help="random_state of the problem (default 0)")
+    gc.add_argument("--seed", type=_seed, default=0, help="random_state of the problem (default 0)")
     gc.add_argument("--kernel", action="store_true", help="check the Numba kernel's gradients, not the NumPy ones")
     gc.add_argument("--json", action="store_true", help="print one JSON object with max_rel_error on stdout")
     gc.set_defaults(func=cmd_gradcheck)
@@ -63,10 +67,49 @@ def build_parser():
 
 
 def _add_data_args(p):
-    p.add_argument("--data", default="ml-100k", help="'ml-100k' (downloaded if missing) or a ratings file")
-    p.add_argument("--sep", default=None, help="separator of a ratings file (guessed if omitted)")
+    p.add_argument(
+        "--data",
+        default="ml-100k",
+        help="a MovieLens release (ml-100k, ml-1m, ml-10m, ml-25m, ml-latest-small; downloaded if missing) "
+        "or a ratings file",
+    )
+    _add_file_args(p)
     p.add_argument("--test-size", type=float, default=0.2, help="fraction held out for testing (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="random_state of the split and the model (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random_state of the split and the model (default 0)")
+
+
+def _add_file_args(p):
+    p.add_argument("--sep", default=None, help="separator of a ratings file (guessed if omitted)")
+    p.add_argument(
+        "--columns",
+        type=_columns,
+        default=None,
+        metavar="U,I,R[,T]",
+        help="the file's user, item, rating (and timestamp) columns, by header name or 0-based position, "
+        "e.g. userId,movieId,rating or 1,0,2 (default: the header's names, else the first columns)",
+    )
+    p.add_argument("--encoding", default="utf-8", help="text encoding of a ratings file (default utf-8)")
+
+
+def _seed(text):
+    """``--seed``: a whole number >= 0, as numpy's generators take."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, e.g. --seed 0; got {text!r}")
+    return value
+
+
+def _columns(text):
+    """``--columns``: comma-separated names, or 0-based positions where a field is a whole number."""
+    fields = [f.strip() for f in text.split(",")]
+    if not 3 <= len(fields) <= 4 or not all(fields):
+        raise argparse.ArgumentTypeError(
+            f"must name 3 or 4 columns, comma-separated (user, item, rating[, timestamp]); got {text!r}"
+        )
+    return [int(f) if f.isdigit() else f for f in fields]
 
 
 def _add_model_args(p):
@@ -88,12 +131,40 @@ def _add_model_args(p):
     )
 
 
+def _is_release(args):
+    """Whether ``--data`` names a MovieLens release rather than a file (a file of that name wins)."""
+    import os
+
+    from npmf.data.movielens import MOVIELENS
+
+    if args.data in MOVIELENS or (args.data.startswith("ml-") and not os.path.exists(args.data)):
+        given = [f"--{f}" for f in ("sep", "columns") if getattr(args, f) is not None]
+        given += ["--encoding"] if args.encoding != "utf-8" else []
+        if given:
+            raise UserError(f"{', '.join(given)} applies to a ratings file; {args.data} is a MovieLens release")
+        return True
+    return False
+
+
 def load_data(args):
     import npmf
 
-    if args.data.startswith("ml-"):
+    if _is_release(args):
         return npmf.load_movielens(args.data)
-    return npmf.read_ratings(args.data, sep=args.sep)
+    return npmf.read_ratings(args.data, sep=args.sep, columns=args.columns, encoding=args.encoding)
+
+
+def load_folds(args):
+    """``npmf cv``'s folds: MovieLens' own splits, or random folds of a release or a file."""
+    import npmf
+    from npmf.data.movielens import FOLDS
+
+    if _is_release(args) and args.data in FOLDS:
+        splits = None if args.splits is None else [s.strip() for s in args.splits.split(",") if s.strip()]
+        return npmf.load_movielens_folds(args.data, splits=splits)
+    if args.splits is not None:
+        raise UserError(f"--splits names MovieLens' own splits ({', '.join(FOLDS)}); for {args.data} use --folds N")
+    return npmf.model_selection.kfold(load_data(args), args.folds, random_state=args.seed)
 
 
 # The model flags and the estimator parameters they set.
@@ -163,15 +234,7 @@ def cmd_cv(args):
 
     model = model_from_args(args)
     model._config()  # bad options fail before any data is read
-    if args.data.startswith("ml-"):
-        splits = None if args.splits is None else [s.strip() for s in args.splits.split(",") if s.strip()]
-        folds = npmf.load_movielens_folds(args.data, splits=splits)
-    else:
-        if args.splits is not None:
-            raise UserError("--splits names MovieLens' own splits; for a ratings file use --folds N")
-        folds = npmf.model_selection.kfold(
-            npmf.read_ratings(args.data, sep=args.sep), args.folds, random_state=args.seed
-        )
+    folds = load_folds(args)
     table = npmf.cross_validate(model, folds, clip=True if args.clip else None, verbose=not args.json)
     if args.json:
         per_fold = table.drop(index=["mean", "std"])

@@ -5,13 +5,14 @@
 ``"accurate"`` is :class:`~npmf.BayesianMatrixFactorization`: biased MF whose
 predictions average many Gibbs samples of the posterior, so it needs no
 learning rate, L2 strength or epoch count tuned against held-out data.
-Its rank and number of sweeps were chosen by ``benchmarks/tune_accurate.py``
+Its rank and number of sweeps were chosen by ``benchmarks/tune_bayesian.py``
 on inner folds of ML-100k's u1.base only (no test file was read).
 
 ``"accurate_sgd"`` is the most accurate point estimate that
 :class:`~npmf.MatrixFactorization` reached: biased MF trained by plain SGD one
 rating at a time, with many factors held back by L2 and a fixed, early epoch
-count, chosen the same way. Unlike ``"accurate"`` it supports ``partial_fit``.
+count, chosen the same way by ``benchmarks/tune_accurate.py``. Unlike
+``"accurate"`` it supports ``partial_fit``.
 
 ``benchmarks/results/accuracy.md`` has the test numbers of all three.
 """
