@@ -30,6 +30,9 @@ The per-block kernel is compiled with ``fastmath={"reassoc", "nsz"}`` so that
 LLVM vectorises the dot products and the squared norms of the loss; it
 therefore agrees with the twin to about 1e-16 relative, not to the bit (the
 tests ask 1e-12). Compilation is deterministic, so reruns give the same bits.
+The formulas (residual, loss term, gradients, Adam and SGD steps) are the
+serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into this kernel and
+so compiled under its fastmath flags.
 """
 
 import numba
@@ -39,6 +42,7 @@ from numba import prange
 from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
+from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
 from .config import BLOCK_OPTIMIZERS
 from .optimizers import adam_step_sizes
 
@@ -104,7 +108,8 @@ def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
     """Apply the step to records ``rows[:n_rows]`` of ``X`` and clear their gradient segment.
 
     Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``,
-    ``v`` at ``3s``. Same formulas as :func:`npmf.sgd.optimizers.adam_update` and SGD.
+    ``v`` at ``3s``. The steps are the serial kernel's,
+    :func:`npmf.sgd._formulas.adam_scalar` and :func:`npmf.sgd._formulas.sgd_scalar`.
     """
     zero = X[0, 0] * 0
     for a in range(n_rows):
@@ -112,13 +117,12 @@ def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
         for f in range(n_trained):
             g = X[x, s + f]
             if lazy:
-                m = X[x, 2 * s + f] + (g - X[x, 2 * s + f]) * c1
-                v = X[x, 3 * s + f] + (g * g - X[x, 3 * s + f]) * c2
+                p, m, v = adam_scalar(X[x, f], g, X[x, 2 * s + f], X[x, 3 * s + f], alpha, c1, c2, eps)
                 X[x, 2 * s + f] = m
                 X[x, 3 * s + f] = v
-                X[x, f] -= (m * alpha) / (np.sqrt(v) + eps)
+                X[x, f] = p
             else:
-                X[x, f] -= lr * g
+                X[x, f] = sgd_scalar(X[x, f], g, lr)
         for f in range(s):
             X[x, s + f] = zero
 
@@ -126,7 +130,13 @@ def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
 @_fast
 def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
            lr, c1, c2, eps, reg, tmp):  # fmt: skip
-    """Shuffle and train one block; returns the sum of its ratings' loss terms."""
+    """Shuffle and train one block; returns the sum of its ratings' loss terms.
+
+    The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
+    serial kernel's), on the records: bias in slot ``k``, gradient segment at
+    ``s``. The loss's squared norms are summed from ``zero``, in the records'
+    dtype, so that under fastmath LLVM vectorises that sum.
+    """
     _shuffle(u, i, r, start, stop, seed)
     k = U.shape[1] // (4 if lazy else (2 if bs > 1 else 1)) - 1
     s = k + 1
@@ -140,21 +150,15 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
         for j in range(start, stop):
             x = u[j]
             y = i[j]
-            dot = U[x, 0] * V[y, 0]
-            for f in range(1, k):
-                dot = dot + U[x, f] * V[y, f]
-            e = mu + U[x, k] + V[y, k] + dot - r[j]
-            sq = zero
-            for f in range(k):
-                sq += U[x, f] * U[x, f] + V[y, f] * V[y, f]
-            total += e * e + reg * (sq + U[x, k] * U[x, k] + V[y, k] * V[y, k])
+            e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
+            total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
             for f in range(k):
                 wf, hf = U[x, f], V[y, f]
-                U[x, f] = wf - lr * (c * (e * hf + reg * wf))
-                V[y, f] = hf - lr * (c * (e * wf + reg * hf))
+                U[x, f] = sgd_scalar(wf, c * factor_gradient(e, hf, reg, wf), lr)
+                V[y, f] = sgd_scalar(hf, c * factor_gradient(e, wf, reg, hf), lr)
             if fit_bias:
-                U[x, k] -= lr * (c * (e + reg * U[x, k]))
-                V[y, k] -= lr * (c * (e + reg * V[y, k]))
+                U[x, k] = sgd_scalar(U[x, k], c * bias_gradient(e, reg, U[x, k]), lr)
+                V[y, k] = sgd_scalar(V[y, k], c * bias_gradient(e, reg, V[y, k]), lr)
         return total
     rows_u = np.empty(bs, np.int64)
     gw = np.empty(s, U.dtype)
@@ -171,17 +175,11 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
-            dot = U[x, 0] * V[y, 0]
-            for f in range(1, k):
-                dot = dot + U[x, f] * V[y, f]
-            e = mu + U[x, k] + V[y, k] + dot - r[j]
-            sq = zero
+            e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
+            total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
             for f in range(k):
-                sq += U[x, f] * U[x, f] + V[y, f] * V[y, f]
-            total += e * e + reg * (sq + U[x, k] * U[x, k] + V[y, k] * V[y, k])
-            for f in range(k):
-                gw[f] = e * V[y, f] + reg * U[x, f]
-                gh[f] = e * U[x, f] + reg * V[y, f]
+                gw[f] = factor_gradient(e, V[y, f], reg, U[x, f])
+                gh[f] = factor_gradient(e, U[x, f], reg, V[y, f])
             # Through scratch rows: one loop that reads one segment of a record and
             # writes another does not vectorise (LLVM cannot rule out overlap); these do.
             for f in range(k):
@@ -189,8 +187,8 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
             for f in range(k):
                 V[y, s + f] += c * gh[f]
             if fit_bias:
-                U[x, s + k] += c * (e + reg * U[x, k])
-                V[y, s + k] += c * (e + reg * V[y, k])
+                U[x, s + k] += c * bias_gradient(e, reg, U[x, k])
+                V[y, s + k] += c * bias_gradient(e, reg, V[y, k])
             if stamp_u[x] != tag:
                 stamp_u[x] = tag
                 rows_u[nu] = x

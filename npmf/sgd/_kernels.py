@@ -3,7 +3,9 @@
 Each kernel computes the same numbers as its plain-NumPy twin
 (:func:`npmf.sgd.optimizers.epoch_numpy`, :func:`npmf.sgd.gradients.predict`), in the
 same order, and the tests hold them equal. The formulas are derived in
-:mod:`npmf.sgd.gradients`, :mod:`npmf.sgd.optimizers` and ``docs/derivation.md``.
+:mod:`npmf.sgd.gradients`, :mod:`npmf.sgd.optimizers` and ``docs/derivation.md``,
+and written once, for this kernel and the block kernel alike, in
+:mod:`npmf.sgd._formulas` (the prediction in :mod:`npmf.core._kernels`).
 
 Everything random (the permutation) is drawn in Python and passed in; the
 kernels read no mutable globals, so they are cached on disk (``cache=True``).
@@ -16,6 +18,7 @@ import warnings
 import numba
 import numpy as np
 
+from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
 from .config import OPTIMIZERS
 from .optimizers import adam_step_sizes
 
@@ -35,15 +38,14 @@ def _adam_dense(p, g, m, v, alpha, c1, c2, epsilon):
     step. It is kept branch-free over contiguous memory so LLVM vectorises it.
     ``c1 = 1 - beta_1`` and ``c2 = 1 - beta_2``; every scalar comes in ``p``'s
     dtype, so float32 factors are updated in float32 arithmetic (twice the
-    vector width), not promoted to float64 and rounded back.
+    vector width), not promoted to float64 and rounded back. The step itself is
+    :func:`npmf.sgd._formulas.adam_scalar`.
     """
     for j in range(p.shape[0]):
-        gj = g[j]
-        mj = m[j] + (gj - m[j]) * c1
-        vj = v[j] + (gj * gj - v[j]) * c2
+        pj, mj, vj = adam_scalar(p[j], g[j], m[j], v[j], alpha, c1, c2, epsilon)
         m[j] = mj
         v[j] = vj
-        p[j] -= (mj * alpha) / (np.sqrt(vj) + epsilon)
+        p[j] = pj
 
 
 @_jit
@@ -52,20 +54,19 @@ def _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon):
     for a in range(n_rows):
         row = rows[a]
         for f in range(p.shape[1]):
-            gj = g[row, f]
-            mj = m[row, f] + (gj - m[row, f]) * c1
-            vj = v[row, f] + (gj * gj - v[row, f]) * c2
+            pj, mj, vj = adam_scalar(p[row, f], g[row, f], m[row, f], v[row, f], alpha, c1, c2, epsilon)
             m[row, f] = mj
             v[row, f] = vj
-            p[row, f] -= (mj * alpha) / (np.sqrt(vj) + epsilon)
+            p[row, f] = pj
 
 
 @_jit
 def _sgd_rows(p, g, rows, n_rows, learning_rate):
+    """Plain SGD (:func:`npmf.sgd._formulas.sgd_scalar`) on rows ``rows[:n_rows]`` of the 2-D arrays ``p, g``."""
     for a in range(n_rows):
         row = rows[a]
         for f in range(p.shape[1]):
-            p[row, f] -= learning_rate * g[row, f]
+            p[row, f] = sgd_scalar(p[row, f], g[row, f], learning_rate)
 
 
 @_jit
@@ -94,6 +95,9 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
     ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
     ``(N, 1)`` views so that one set of row routines serves all four blocks.
     ``m``, ``v``, ``g`` are tuples (W, H, bu, bi) of arrays shaped like them.
+    The per-rating formulas are those of :mod:`npmf.sgd._formulas`, shared with
+    the block kernel; the loss's squared norms are summed from the Python float
+    ``0.0``, so in float64 even for float32 factors.
     """
     n = r.shape[0]
     k = W.shape[1]
@@ -114,19 +118,13 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         for j in range(start, stop):
             uu = u[j]
             ii = i[j]
-            dot = W[uu, 0] * H[ii, 0]
-            for f in range(1, k):
-                dot = dot + W[uu, f] * H[ii, f]
-            e = mu + bu[uu, 0] + bi[ii, 0] + dot - r[j]
-            sq = 0.0
+            e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
+            total += loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
             for f in range(k):
-                sq += W[uu, f] * W[uu, f] + H[ii, f] * H[ii, f]
-            total += e * e + reg * (sq + bu[uu, 0] * bu[uu, 0] + bi[ii, 0] * bi[ii, 0])
-            for f in range(k):
-                gW[uu, f] += c * (e * H[ii, f] + reg * W[uu, f])
-                gH[ii, f] += c * (e * W[uu, f] + reg * H[ii, f])
-            gbu[uu, 0] += c * (e + reg * bu[uu, 0])
-            gbi[ii, 0] += c * (e + reg * bi[ii, 0])
+                gW[uu, f] += c * factor_gradient(e, H[ii, f], reg, W[uu, f])
+                gH[ii, f] += c * factor_gradient(e, W[uu, f], reg, H[ii, f])
+            gbu[uu, 0] += c * bias_gradient(e, reg, bu[uu, 0])
+            gbi[ii, 0] += c * bias_gradient(e, reg, bi[ii, 0])
             if stamp_u[uu] != b:
                 stamp_u[uu] = b
                 rows_u[nu] = uu

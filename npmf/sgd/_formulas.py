@@ -1,0 +1,123 @@
+r"""The per-rating and per-parameter formulas of training, each written once for every Numba kernel.
+
+The serial epoch (:mod:`npmf.sgd._kernels`) keeps ``W``, ``H``, the biases and
+Adam's state in separate arrays; the block kernel (:mod:`npmf.sgd._block_kernels`)
+keeps each row's ``[w_0..w_{k-1}, b | g | m | v]`` side by side in one record.
+The helpers here take 2-D arrays plus row indices (and scalars for the bias
+values), not row slices, so both layouts call the same code and no view is built
+per rating. Their NumPy twins, the text to read, are :mod:`npmf.sgd.gradients`
+and :mod:`npmf.sgd.optimizers`; ``docs/derivation.md`` derives them.
+
+Every helper is ``inline="always"``: Numba splices it into the caller's IR
+before typing, so it is typed with the caller's dtypes (float32 factors stay
+float32) and compiled under the caller's flags. The block kernel's
+``fastmath={"reassoc", "nsz"}`` therefore still vectorises the loops inside
+them, and the serial kernels still compute in exactly the order written here.
+That order, and each accumulator's starting value and type, are those of the
+code before the helpers existed, so training gives the same bits
+(``benchmarks/checksums.py`` holds it).
+
+A caveat of Numba's on-disk cache: it is keyed on the calling kernel's source
+file, not on these helpers, so after editing this file clear ``__pycache__`` (or
+set a fresh ``NUMBA_CACHE_DIR``) to make the kernels pick up the change.
+"""
+
+import numba
+import numpy as np
+
+from ..core._kernels import prediction
+
+__all__ = ["residual", "penalty", "loss_term", "factor_gradient", "bias_gradient", "adam_scalar", "sgd_scalar"]
+
+_inline = numba.njit(inline="always", error_model="numpy", nogil=True)
+
+
+@_inline
+def residual(mu, b_u, b_i, W, u, H, i, k, r, j):
+    r"""The residual :math:`e = \hat r_{ui} - r_j`, prediction minus rating ``j``.
+
+    Parameters as :func:`npmf.core._kernels.prediction`, plus the ratings ``r``
+    and the index ``j`` of this one. Training fits exactly the prediction that
+    ``predict`` later serves, because both go through that one function. Twin
+    of :func:`npmf.sgd.gradients.errors`.
+
+    ``r`` comes as array and index, not as the value ``r[j]``, so that the
+    rating is read after the dot product, as the kernels read it before this
+    helper existed. Under the block kernel's fastmath reassociation that
+    matters: with ``r[j]`` read before the dot product (as a value argument is)
+    the block fits of ``benchmarks/checksums.py`` changed in the last bits,
+    presumably because LLVM's reassociation orders operands by where they are
+    defined and so subtracted ``r`` before adding the dot product.
+    """
+    return prediction(mu, b_u, b_i, W, u, H, i, k) - r[j]
+
+
+@_inline
+def penalty(W, u, H, i, k, b_u, b_i, zero):
+    r"""The L2 term of one rating, :math:`\lVert w_u \rVert^2 + \lVert h_i \rVert^2 + b_u^2 + b_i^2`.
+
+    ``zero`` is the starting value of the squared-norm sum and sets its type: the
+    serial kernel passes the Python float ``0.0`` (a float64 sum, even for
+    float32 factors), the block kernel ``U[0, 0] * 0`` (a sum in the records'
+    dtype, which LLVM may vectorise under its fastmath). Keeping each caller's
+    own start keeps each caller's bits. The factor terms are summed over ``f``
+    first, then ``b_u^2`` and ``b_i^2`` are added.
+    """
+    sq = zero
+    for f in range(k):
+        sq += W[u, f] * W[u, f] + H[i, f] * H[i, f]
+    return sq + b_u * b_u + b_i * b_i
+
+
+@_inline
+def loss_term(e, reg, pen):
+    r"""One rating's term of the loss, :math:`\ell = e^2 + \lambda\,(\text{penalty})`.
+
+    ``pen`` is :func:`penalty` of the same rating: λ applies per occurrence
+    (``docs/derivation.md``, section 2). The epoch loss is the sum of these terms.
+    """
+    return e * e + reg * pen
+
+
+@_inline
+def factor_gradient(e, other, reg, own):
+    r"""Half of one rating's gradient for one factor, :math:`e\,h_{if} + \lambda w_{uf}` (or with ``w``, ``h`` swapped).
+
+    ``own`` is the factor being differentiated, ``other`` its partner in the dot
+    product. The kernels multiply by ``c = 2 / B`` when they accumulate, as the
+    twin :func:`npmf.sgd.gradients.gradients` does.
+    """
+    return e * other + reg * own
+
+
+@_inline
+def bias_gradient(e, reg, own):
+    r"""Half of one rating's gradient for a bias, :math:`e + \lambda b`.
+
+    Kept apart from :func:`factor_gradient` (rather than passing ``other = 1``)
+    so that no multiplication by a float64 one promotes float32 arithmetic.
+    """
+    return e + reg * own
+
+
+@_inline
+def adam_scalar(p, g, m, v, alpha, c1, c2, eps):
+    """Keras' Adam step on one parameter; returns the new ``(p, m, v)``.
+
+    ``c1 = 1 - beta_1``, ``c2 = 1 - beta_2`` and ``alpha`` is the bias-corrected
+    step size of this step (:func:`npmf.sgd.optimizers.adam_step_sizes`). The
+    moments are updated in Keras' arrangement, ``m + (g - m) c1``, so the
+    roundings match Keras and the twin :func:`npmf.sgd.optimizers.adam_update`.
+    Values in, values out: the caller stores them wherever its layout keeps
+    them (separate arrays or one record), which lets the dense loop vectorise.
+    """
+    m = m + (g - m) * c1
+    v = v + (g * g - v) * c2
+    p = p - (m * alpha) / (np.sqrt(v) + eps)
+    return p, m, v
+
+
+@_inline
+def sgd_scalar(p, g, lr):
+    r"""The plain SGD step on one parameter, :math:`p - \eta g`; returns the new ``p``."""
+    return p - lr * g
