@@ -47,6 +47,9 @@ def save_estimator(model, path):
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None  # a Generator cannot be written as JSON
     meta = {"estimator": type(model).__name__, "params": params, "history": model.history_}
+    rng = getattr(model, "_rng", None)
+    if rng is not None and isinstance(rng.bit_generator, np.random.PCG64):
+        meta["rng"] = rng.bit_generator.state  # so that partial_fit after load draws what it would have
     save_model(path, arrays, json.dumps(meta))
 
 
@@ -83,7 +86,21 @@ def load_estimator(cls, path, base):
     model._seen = tuple(arrays[f"seen_{side}"].astype(np.int32) for side in ("users", "items"))
     model._restore_state(arrays)
     model.history_ = meta["history"]
+    if "rng" in meta:
+        model._rng = _generator(path, meta["rng"])
     return model
+
+
+def _generator(path, state):
+    """The generator whose PCG64 state :func:`save_estimator` wrote."""
+    rng = np.random.Generator(np.random.PCG64())
+    try:
+        if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+            raise ValueError("not a PCG64 state")
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is damaged: its random generator's state is not valid ({exc})") from exc
+    return rng
 
 
 def check_fitted_arrays(path, arrays):

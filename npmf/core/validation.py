@@ -123,6 +123,8 @@ def check_ids(name, values):
                     return np.array(list(values), dtype=dtype)
                 except OverflowError:
                     pass
+                except TypeError:  # None among them: left to the encoder, which counts the missing ids
+                    return arr
             raise ValueError(f"{name} must fit in 64-bit integers; got ids from {min(values)} to {max(values)}")
     return arr
 

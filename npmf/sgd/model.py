@@ -17,7 +17,7 @@ from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_callback, check_int, check_random_state, check_triples, check_validation_data
 from . import _block_kernels, _kernels
 from .config import SGDConfig
-from .state import encode_growing, likely_cause, own_copies, transaction
+from .state import encode_growing, likely_cause, own_copies, predictions_finite, transaction
 
 __all__ = ["MatrixFactorization"]
 
@@ -330,8 +330,8 @@ class MatrixFactorization(FactorModel):
             if np.isfinite(loss):
                 trainer.write_params(params)
             # A loss is of the weights before each step: the weights after the last one are checked too.
-            if not np.isfinite(loss) or not all(np.isfinite(p).all() for p in params):
-                what = f"the loss became {loss}" if not np.isfinite(loss) else "the weights became NaN or infinite"
+            if not np.isfinite(loss) or not predictions_finite(params):
+                what = f"the loss became {loss}" if not np.isfinite(loss) else "the predictions overflowed"
                 raise FloatingPointError(
                     f"training diverged: {what} in epoch {epoch + 1}; likely cause: "
                     f"{likely_cause(config, trainer.r, mu)}. The model is left as it was before this call."

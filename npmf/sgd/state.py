@@ -8,7 +8,7 @@ import pandas as pd
 from ..core import encoding as _encoding
 from ..core.validation import id_kind
 
-__all__ = ["encode_growing", "grow", "transaction", "own_copies", "likely_cause"]
+__all__ = ["encode_growing", "grow", "transaction", "own_copies", "likely_cause", "predictions_finite"]
 
 
 def encode_growing(model, users, items, config):
@@ -127,3 +127,14 @@ def likely_cause(config, r, mu):
             f"try 0.05 (or lower learning_rate={config.learning_rate})"
         )
     return f"learning_rate={config.learning_rate} is too large for this data, try a smaller one"
+
+
+def predictions_finite(params):
+    """Whether every prediction of W, H, bu, bi is finite: :math:`\\max\\lVert w\\rVert \\max\\lVert h\\rVert`
+    plus the largest biases is (Cauchy-Schwarz); NaN anywhere makes it NaN. One pass, no copy."""
+    W, H, bu, bi = params
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = np.max(np.einsum("ij,ij->i", W, W), initial=0.0)
+        h = np.max(np.einsum("ij,ij->i", H, H), initial=0.0)
+        bound = np.sqrt(w) * np.sqrt(h) + np.max(np.abs(bu), initial=0.0) + np.max(np.abs(bi), initial=0.0)
+    return bool(np.isfinite(bound))

@@ -21,3 +21,17 @@ def test_recipe_reproduces_keras(ml100k_home):
     pred = model.predict(test.user_id, test.item_id)
     assert 0.68 <= metrics.rounded_mae(test.rating, pred) <= 0.72
     assert model.item_embeddings().shape == (train.item_id.nunique(), 3)
+
+
+@pytest.mark.slow
+def test_npmf_train_prints_the_recipes_pinned_figures(ml100k_home, monkeypatch, capsys):
+    """What ``python -m npmf train`` prints on ML-100k, pinned (the final loss to 5e-5, rounded MAE to 1e-3)."""
+    import json
+
+    from npmf.cli import main
+
+    monkeypatch.setenv("NPMF_DATA_DIR", str(ml100k_home))
+    assert main(["train", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert abs(result["history"]["loss"][-1] - 0.714638) <= 5e-5, result["history"]["loss"][-1]
+    assert abs(result["rounded_mae"] - 0.69505) <= 1e-3, result["rounded_mae"]
