@@ -95,3 +95,21 @@ def test_clip_bounds_predictions_outside_the_training_range(biases):
     np.testing.assert_array_equal(clipped[inside], raw[inside])
     # unknown ids fall back to the mean, inside the range either way
     assert model.predict([-1], [-1], clip=True)[0] == model.predict([-1], [-1])[0]
+
+
+class Watched(MatrixFactorization):
+    """Checks after every attribute write that no id is published before its rows exist."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        for side in ("user", "item"):
+            ids = self.__dict__.get(f"{side}_ids_")
+            rows = [self.__dict__.get(f"{side}_{kind}_") for kind in ("factors", "bias")]
+            if ids is not None and all(r is not None for r in rows):
+                assert len(ids) <= min(len(r) for r in rows), f"{name}: {side} ids published before their rows"
+
+
+def test_new_ids_are_published_only_after_the_arrays_have_grown():
+    model = Watched(epochs=1, random_state=0).fit(U, I, R)
+    model.partial_fit(U + 1000, I + 1000, R)
+    assert len(model.user_ids_) == 2 * len(np.unique(U)) and len(model.item_ids_) == 2 * len(np.unique(I))

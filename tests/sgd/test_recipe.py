@@ -33,5 +33,8 @@ def test_npmf_train_prints_the_recipes_pinned_figures(ml100k_home, monkeypatch, 
     monkeypatch.setenv("NPMF_DATA_DIR", str(ml100k_home))
     assert main(["train", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert abs(result["history"]["loss"][-1] - 0.714638) <= 5e-5, result["history"]["loss"][-1]
+    loss = result["history"]["loss"]
+    assert abs(loss[-1] - 0.714638) <= 5e-5, loss[-1]
+    # The first epochs move most with the step sizes; as recorded by this code (0.2.0) on ML-100k.
+    np.testing.assert_allclose(loss[:3], [12.194286258872438, 4.69817631794348, 1.9679976186398345], rtol=1e-6)
     assert abs(result["rounded_mae"] - 0.69505) <= 1e-3, result["rounded_mae"]
