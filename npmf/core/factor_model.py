@@ -31,6 +31,22 @@ class FactorModel(RankingMixin, BaseEstimator):
     in code order), ``user_factors_`` (M, k), ``item_factors_`` (N, k),
     ``user_bias_`` (M,), ``item_bias_`` (N,), ``global_mean_``,
     ``rating_range_``, ``history_`` and ``_seen`` (the training pairs as codes).
+
+    Notes
+    -----
+    Failed calls change nothing: ``fit`` and ``partial_fit`` validate first,
+    train new arrays beside the old ones and put every attribute back if they
+    raise (bad input, divergence, an exception in ``callback``,
+    KeyboardInterrupt). ``load`` checks every array of a file against the
+    others before use.
+
+    Threads: ``predict``, ``recommend`` and ``save`` may run in many threads
+    at once. ``fit`` and ``partial_fit`` must not run concurrently with each
+    other on one model (guard them with a lock). A ``predict`` while another
+    thread runs ``partial_fit`` never reads out of bounds: new ids are
+    published only after their rows exist, and a prediction that finds the
+    arrays replaced under it raises RuntimeError; its numbers may mix the
+    weights before and during the call.
     """
 
     @classmethod

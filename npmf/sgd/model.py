@@ -11,13 +11,12 @@ import numpy as np
 
 from ..core import encoding as _encoding
 from ..core.factor_model import FactorModel
-from ..core.persistence import check_count, check_state_arrays
 from ..core.training import EpochLog
 from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_callback, check_int, check_random_state, check_triples, check_validation_data
 from . import _block_kernels, _kernels
 from .config import SGDConfig
-from .state import encode_growing, likely_cause, own_copies, predictions_finite, transaction
+from .state import check_saved_state, encode_growing, likely_cause, own_copies, predictions_finite, transaction
 
 __all__ = ["MatrixFactorization"]
 
@@ -215,7 +214,14 @@ class MatrixFactorization(FactorModel):
         :meth:`fit` from the model's generator; Adam's moments and step count
         carry over; ``global_mean_`` stays as first fitted, so existing
         predictions do not shift. On an unfitted model this is :meth:`fit` with
-        ``epochs`` epochs.
+        ``epochs`` epochs. ``n_factors`` and ``dtype`` cannot change.
+
+        If it raises (or is interrupted) the model is as it was, bit for bit.
+        Memory: the old state is kept until the call ends. The serial path
+        trains copies of the parameters and Adam's moments (the state twice);
+        the block path copies the parameters (its records already hold a copy
+        of the moments), so it holds the old state, the records and the new
+        parameters. Rows of new ids are new arrays either way, not copies.
 
         Parameters
         ----------
@@ -376,16 +382,7 @@ class MatrixFactorization(FactorModel):
 
     @classmethod
     def _check_saved_state(cls, arrays, params):
-        W = arrays["user_factors"]
-        if W.shape[1] != params.get("n_factors", 3) or W.dtype != np.dtype(params.get("dtype", "float64")):
-            return f"the factors ({W.shape[1]} columns of {W.dtype}) disagree with its n_factors and dtype"
-        like = {}
-        for name, p in zip(_BLOCKS, ("user_factors", "item_factors", "user_bias", "item_bias"), strict=True):
-            like[f"m_{name}"] = like[f"v_{name}"] = arrays[p]
-        problem = check_count(arrays, "n_steps", 0) or check_state_arrays(arrays, like)
-        if problem is None and any((arrays[f"v_{name}"] < 0).any() for name in _BLOCKS):
-            problem = "Adam's second moments (v_*) are negative"
-        return problem
+        return check_saved_state(arrays, params, _BLOCKS)
 
     def _restore_state(self, arrays):
         self.n_steps_ = int(arrays["n_steps"])

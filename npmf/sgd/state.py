@@ -6,9 +6,18 @@ import numpy as np
 import pandas as pd
 
 from ..core import encoding as _encoding
+from ..core.persistence import check_count, check_state_arrays
 from ..core.validation import id_kind
 
-__all__ = ["encode_growing", "grow", "transaction", "own_copies", "likely_cause", "predictions_finite"]
+__all__ = [
+    "encode_growing",
+    "grow",
+    "transaction",
+    "own_copies",
+    "likely_cause",
+    "predictions_finite",
+    "check_saved_state",
+]
 
 
 def encode_growing(model, users, items, config):
@@ -138,3 +147,17 @@ def predictions_finite(params):
         h = np.max(np.einsum("ij,ij->i", H, H), initial=0.0)
         bound = np.sqrt(w) * np.sqrt(h) + np.max(np.abs(bu), initial=0.0) + np.max(np.abs(bi), initial=0.0)
     return bool(np.isfinite(bound))
+
+
+def check_saved_state(arrays, params, blocks):
+    """What is wrong with a file's optimiser state (n_steps, m_* and v_* of ``blocks``), or None."""
+    W = arrays["user_factors"]
+    if W.shape[1] != params["n_factors"] or W.dtype != np.dtype(params["dtype"]):
+        return f"the factors ({W.shape[1]} columns of {W.dtype}) disagree with its n_factors and dtype"
+    like = {}
+    for name, p in zip(blocks, ("user_factors", "item_factors", "user_bias", "item_bias"), strict=True):
+        like[f"m_{name}"] = like[f"v_{name}"] = arrays[p]
+    problem = check_count(arrays, "n_steps", 0) or check_state_arrays(arrays, like)
+    if problem is None and any((arrays[f"v_{name}"] < 0).any() for name in blocks):
+        problem = "Adam's second moments (v_*) are negative"
+    return problem
