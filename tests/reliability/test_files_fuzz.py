@@ -3,7 +3,8 @@
 Hypothesis mutates a good file (arrays dropped, reshaped, retyped,
 truncated, swapped; ids duplicated; codes out of range; NaN; bytes cut).
 One subprocess loads each, predicts, ranks and trains one epoch: each must
-either work, with finite predictions, or raise ValueError. A segfault or any
+either work, with finite predictions, or raise ValueError (training may
+also raise FloatingPointError, for a valid file with extreme values). A segfault or any
 other exception fails the test, naming the mutation.
 """
 
@@ -39,7 +40,10 @@ USE = textwrap.dedent(
         assert np.isfinite(pred).all(), pred
         model.recommend(model.user_ids_[0], n=3)
         if hasattr(model, "partial_fit"):
-            model.partial_fit(users, items, np.full(len(users), 3.0), epochs=1)
+            try:  # a valid but extreme file (a factor of 1e308) may diverge: a clear error, nothing changed
+                model.partial_fit(users, items, np.full(len(users), 3.0), epochs=1)
+            except FloatingPointError:
+                pass
             assert np.isfinite(model.predict(users, items)).all()
         print("used", path, flush=True)
     """
