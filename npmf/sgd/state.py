@@ -110,15 +110,15 @@ def own_copies(model, before, moments):
     """Replace each parameter array (and, if ``moments``, each of Adam's) whose id is in ``before`` by a copy.
 
     Called after :func:`encode_growing`, which already replaced the arrays of
-    a side that grew: only the others are copied, C-contiguous (the kernels
-    need that; block training gives its moments back as strided views).
+    a side that grew: only the others are copied. The block path passes
+    ``moments=False``: its records take their own copy of the moments.
     """
     for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
         if id(getattr(model, name)) in before:
             setattr(model, name, np.array(getattr(model, name), order="C"))
     for state in (model._m, model._v):
         for q, a in enumerate(state):
-            if moments and id(a) in before or not a.flags.c_contiguous:
+            if moments and id(a) in before:
                 state[q] = np.array(a, order="C")
 
 
