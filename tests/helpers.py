@@ -49,6 +49,10 @@ def _frozen(value):
         return (type(value).__name__, [_frozen(x) for x in value])
     if isinstance(value, dict):
         return ("dict", {k: _frozen(x) for k, x in value.items()})
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
+        return ("float", float(value).hex())  # by value: a float64 from a kernel equals the float JSON gives back
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return ("int", int(value))
     return (type(value).__name__, repr(value))
 
 
