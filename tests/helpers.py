@@ -33,3 +33,34 @@ def write_ratings_file(path, n, sep=",", header=None, timestamp=False):
     lines = "".join(f"{u}{sep}{i}{sep}{r}{tail}\n" for u, i, r in rows)
     path.write_text((header + "\n" if header else "") + lines)
     return path
+
+
+def model_state(model):
+    """Every attribute of ``model``, deep-copied to compare later (arrays as dtype, shape and bytes)."""
+    return {name: _frozen(value) for name, value in vars(model).items()}
+
+
+def _frozen(value):
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, np.random.Generator):
+        return ("Generator", repr(value.bit_generator.state))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_frozen(x) for x in value])
+    if isinstance(value, dict):
+        return ("dict", {k: _frozen(x) for k, x in value.items()})
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
+        return ("float", float(value).hex())  # by value: a float64 from a kernel equals the float JSON gives back
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return ("int", int(value))
+    return (type(value).__name__, repr(value))
+
+
+def assert_model_unchanged(before, model):
+    """Assert that ``model`` is bit for bit as when ``before = model_state(model)`` was taken."""
+    after = model_state(model)
+    assert set(after) == set(before), (
+        f"attributes changed: added {set(after) - set(before)}, lost {set(before) - set(after)}"
+    )
+    for name, value in before.items():
+        assert after[name] == value, f"{name} changed"

@@ -8,10 +8,11 @@ import numpy as np
 
 from ..core.encoding import factorize_ids
 from ..core.factor_model import FactorModel
+from ..core.persistence import check_count
 from ..core.threads import numba_threads
 from ..core.training import EpochLog
 from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
-from ..core.validation import check_triples, check_validation_data
+from ..core.validation import check_callback, check_random_state, check_triples, check_validation_data
 from . import gibbs
 from ._chain import Chain
 from .config import GibbsConfig
@@ -163,6 +164,8 @@ class BayesianMatrixFactorization(FactorModel):
         config = self._config()
         users, items, ratings = check_triples(users, items, ratings)
         val = None if validation_data is None else check_validation_data(validation_data)
+        check_callback(callback)
+        check_random_state(self.random_state)
         u, user_ids = factorize_ids("user", users)
         i, item_ids = factorize_ids("item", items)
         u, i = u.astype(np.int32), i.astype(np.int32)
@@ -233,6 +236,14 @@ class BayesianMatrixFactorization(FactorModel):
 
     def _restore_state(self, arrays):
         self.n_samples_ = int(arrays["n_samples"])
+
+    @classmethod
+    def _check_saved_state(cls, arrays, params):
+        problem = check_count(arrays, "n_samples", 1)
+        width, k = arrays["user_factors"].shape[1], params["n_factors"]
+        if problem is None and width != int(arrays["n_samples"]) * k:
+            problem = f"the factors' {width} columns are not n_samples times n_factors={k}"
+        return problem
 
 
 def _predict_sample(X, Y, mu, u, i):

@@ -9,6 +9,8 @@ persistence are written once, here.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +19,7 @@ from .base import BaseEstimator
 from .persistence import load_estimator, save_estimator
 from .ranking import RankingMixin
 from .typing import Ids, PathType
-from .validation import check_triples
+from .validation import check_triples, id_kind
 
 __all__ = ["FactorModel"]
 
@@ -29,6 +31,22 @@ class FactorModel(RankingMixin, BaseEstimator):
     in code order), ``user_factors_`` (M, k), ``item_factors_`` (N, k),
     ``user_bias_`` (M,), ``item_bias_`` (N,), ``global_mean_``,
     ``rating_range_``, ``history_`` and ``_seen`` (the training pairs as codes).
+
+    Notes
+    -----
+    Failed calls change nothing: ``fit`` and ``partial_fit`` validate first,
+    train new arrays beside the old ones and put every attribute back if they
+    raise (bad input, divergence, an exception in ``callback``,
+    KeyboardInterrupt). ``load`` checks every array of a file against the
+    others before use.
+
+    Threads: ``predict``, ``recommend`` and ``save`` may run in many threads
+    at once. ``fit`` and ``partial_fit`` must not run concurrently with each
+    other on one model (guard them with a lock). A ``predict`` while another
+    thread runs ``partial_fit`` never reads out of bounds: new ids are
+    published only after their rows exist, and a prediction that finds the
+    arrays replaced under it raises RuntimeError; its numbers may mix the
+    weights before and during the call.
     """
 
     @classmethod
@@ -66,22 +84,38 @@ class FactorModel(RankingMixin, BaseEstimator):
         """
         self._check_fitted()
         users, items, _ = check_triples(users, items)
-        pred = self._predict_codes(self._codes(self.user_ids_, users), self._codes(self.item_ids_, items))
+        u, i = self._codes(self.user_ids_, users), self._codes(self.item_ids_, items)
+        for name, codes, values, ids in (("users", u, users, self.user_ids_), ("items", i, items, self.item_ids_)):
+            if len(ids) and (codes < 0).all() and id_kind(values) != id_kind(ids):
+                warnings.warn(
+                    f"none of the {name} is known: they are {id_kind(values)} but the model's ids are "
+                    f"{id_kind(ids)} (1 and '1' are different ids); every prediction is a fallback",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        pred = self._predict_codes(u, i)
         return np.clip(pred, *self.rating_range_) if clip else pred
 
     def _predict_codes(self, u, i):
+        # Thread safety: the ids were read before the arrays, and partial_fit publishes grown
+        # arrays before the ids, so codes are in bounds unless another thread replaced the
+        # model meanwhile in some other way; then this raises instead of reading out of bounds.
+        W, H, bu, bi = self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
+        if (len(u) and u.max() >= min(len(W), len(bu))) or (len(i) and i.max() >= min(len(H), len(bi))):
+            raise RuntimeError(
+                f"this {type(self).__name__} changed while predicting (fit in another thread?); "
+                "guard fit and predict of one model with a lock"
+            )
         known = (u >= 0) & (i >= 0)
         out = np.empty(len(u))
         mu = self.global_mean_ if self.biases else 0.0
-        out[known] = _kernels.predict_numba(
-            self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_, mu, u[known], i[known]
-        )
+        out[known] = _kernels.predict_numba(W, H, bu, bi, mu, u[known], i[known])
         unknown = ~known
         uu, ii = u[unknown], i[unknown]
         out[unknown] = self.global_mean_
         if self.biases:
-            out[unknown] += np.where(uu >= 0, self.user_bias_[np.maximum(uu, 0)], 0.0)
-            out[unknown] += np.where(ii >= 0, self.item_bias_[np.maximum(ii, 0)], 0.0)
+            out[unknown] += np.where(uu >= 0, bu[np.maximum(uu, 0)], 0.0)
+            out[unknown] += np.where(ii >= 0, bi[np.maximum(ii, 0)], 0.0)
         return out
 
     @staticmethod
@@ -102,6 +136,11 @@ class FactorModel(RankingMixin, BaseEstimator):
 
     def _restore_state(self, arrays):
         """Inverse of :meth:`_state_arrays`, called by :meth:`load`."""
+
+    @classmethod
+    def _check_saved_state(cls, arrays, params):
+        """What is wrong with the state arrays of a file (the fitted ones are checked already), or None."""
+        return None
 
     def save(self, path: PathType) -> None:
         """Write the fitted model to ``path`` as ``.npz`` (no pickle), atomically.

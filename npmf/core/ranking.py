@@ -7,7 +7,7 @@ from collections.abc import Hashable
 import numpy as np
 import pandas as pd
 
-from .validation import check_int
+from .validation import check_choice, check_int
 
 __all__ = ["RankingMixin"]
 
@@ -37,6 +37,7 @@ class RankingMixin:
         """
         self._check_fitted()
         n = check_int("n", n)
+        check_choice("exclude_seen", exclude_seen, (True, False))
         u = self._codes(self.user_ids_, [user])
         scores = self._predict_codes(np.repeat(u, len(self.item_ids_)), np.arange(len(self.item_ids_)))
         if exclude_seen and u[0] >= 0:

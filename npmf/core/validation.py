@@ -4,6 +4,7 @@ that names the argument, what was wrong and what is allowed."""
 import numbers
 
 import numpy as np
+import pandas as pd
 
 
 def check_int(name, value, minimum=1):
@@ -56,11 +57,11 @@ def check_dtype(name, value, choices):
 def check_triples(users, items, ratings=None):
     """Validate parallel 1-D inputs; returns ndarrays (ratings as float64, or None).
 
-    Raises ValueError for different lengths, empty input, non-numeric,
-    NaN or infinite ratings.
+    Raises ValueError for different lengths, empty input, ids of mixed types
+    (see :func:`check_ids`), non-numeric, NaN or infinite ratings.
     """
-    users = _as_1d("users", users)
-    items = _as_1d("items", items)
+    users = check_ids("users", users)
+    items = check_ids("items", items)
     arrays = {"users": users, "items": items}
     if ratings is not None:
         arrays["ratings"] = _as_1d("ratings", ratings)
@@ -97,3 +98,62 @@ def _as_1d(name, values):
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional (a list, array or pandas Series); got shape {arr.shape}")
     return arr
+
+
+def check_ids(name, values):
+    """``values`` as a 1-D array of ids that keep their identity, else ValueError naming ``name``.
+
+    ``np.asarray([1, "1"])`` would make the integer 1 and the string "1" one
+    id, so ids of mixed types are refused (missing ids are left to the
+    encoder, which names them). Integers too large for 64 bits are refused:
+    they could not be saved.
+    """
+    arr = _as_1d(name, values)
+    if arr.dtype == object or not isinstance(values, (np.ndarray, pd.Series, pd.Index)):
+        kind = pd.api.types.infer_dtype(arr if arr.dtype == object else values, skipna=True)
+        if kind in ("mixed", "mixed-integer"):
+            types = sorted({type(x).__name__ for x in (arr if arr.dtype == object else values)})
+            raise ValueError(
+                f"{name} mix ids of types {', '.join(types)}: 1 and '1' would become one id; "
+                "convert them to one type first (e.g. all str)"
+            )
+        if kind == "integer" and arr.dtype.kind not in "iu":  # Python ints beyond int64 (object or float64)
+            for dtype in (np.int64, np.uint64):
+                try:
+                    return np.array(list(values), dtype=dtype)
+                except OverflowError:
+                    pass
+                except TypeError:  # None among them: left to the encoder, which counts the missing ids
+                    return arr
+            raise ValueError(f"{name} must fit in 64-bit integers; got ids from {min(values)} to {max(values)}")
+    return arr
+
+
+def id_kind(ids):
+    """What kind of ids these are, in words: 'integers', 'strings', 'floats' or the type's name."""
+    arr = np.asarray(ids)
+    kind = {"i": "integers", "u": "integers", "U": "strings", "S": "bytes", "f": "floats", "b": "booleans"}
+    if arr.dtype.kind in kind:
+        return kind[arr.dtype.kind]
+    return {"integer": "integers", "string": "strings", "floating": "floats"}.get(
+        pd.api.types.infer_dtype(arr, skipna=True), f"{arr.dtype} values"
+    )
+
+
+def check_random_state(random_state):
+    """A ``numpy.random.Generator`` from ``random_state`` (None, an integer >= 0 or a Generator), else raise."""
+    if isinstance(random_state, (bool, np.bool_)) or not (
+        random_state is None
+        or isinstance(random_state, (numbers.Integral, np.random.Generator, np.random.SeedSequence))
+    ):
+        raise TypeError(f"random_state must be None, an integer >= 0 or a numpy.random.Generator; got {random_state!r}")
+    if isinstance(random_state, numbers.Integral) and random_state < 0:
+        raise ValueError(f"random_state must be None, an integer >= 0 or a numpy.random.Generator; got {random_state}")
+    return np.random.default_rng(random_state)
+
+
+def check_callback(callback):
+    """``callback`` if it is None or callable, else TypeError (before the first epoch, not after it)."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a callable callback(epoch, seconds, loss) or None; got {callback!r}")
+    return callback

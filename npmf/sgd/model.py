@@ -2,7 +2,10 @@ r"""The estimator: :class:`MatrixFactorization`."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
+import warnings
 
 import numpy as np
 
@@ -10,10 +13,10 @@ from ..core import encoding as _encoding
 from ..core.factor_model import FactorModel
 from ..core.training import EpochLog
 from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
-from ..core.validation import check_int, check_triples, check_validation_data
+from ..core.validation import check_callback, check_int, check_random_state, check_triples, check_validation_data
 from . import _block_kernels, _kernels
 from .config import SGDConfig
-from .state import encode_growing
+from .state import check_saved_state, encode_growing, likely_cause, own_copies, predictions_finite, transaction
 
 __all__ = ["MatrixFactorization"]
 
@@ -175,20 +178,25 @@ class MatrixFactorization(FactorModel):
         config = self._config()
         users, items, ratings = check_triples(users, items, ratings)
         val = self._check_validation(validation_data, config)
-        self._rng = np.random.default_rng(self.random_state)
+        check_callback(callback)
+        rng = check_random_state(self.random_state)
         k, dtype = config.n_factors, config.dtype
-        self.user_ids_, self.item_ids_ = np.empty(0, users.dtype), np.empty(0, items.dtype)
-        self.user_factors_, self.item_factors_ = np.empty((0, k), dtype), np.empty((0, k), dtype)
-        self.user_bias_, self.item_bias_ = np.empty(0, dtype), np.empty(0, dtype)
-        self._m = [np.zeros_like(p) for p in self._params()]
-        self._v = [np.zeros_like(p) for p in self._params()]
-        self.global_mean_ = float(ratings.mean())
-        self.rating_range_ = (float(ratings.min()), float(ratings.max()))
-        self.n_steps_ = 0
-        self.history_ = {"loss": [], "seconds": []}
-        self._seen = None
-        u, i = encode_growing(self, users, items, config)
-        self._train(u, i, ratings, config, val, callback)
+        # A failed or interrupted fit puts the previous model back (its arrays are kept until the end).
+        with transaction(self):
+            self._rng = rng
+            self.user_ids_, self.item_ids_ = np.empty(0, users.dtype), np.empty(0, items.dtype)
+            self.user_factors_, self.item_factors_ = np.empty((0, k), dtype), np.empty((0, k), dtype)
+            self.user_bias_, self.item_bias_ = np.empty(0, dtype), np.empty(0, dtype)
+            self._m = [np.zeros_like(p) for p in self._params()]
+            self._v = [np.zeros_like(p) for p in self._params()]
+            self.global_mean_ = float(ratings.mean())
+            self.rating_range_ = (float(ratings.min()), float(ratings.max()))
+            self.n_steps_ = 0
+            self.history_ = {"loss": [], "seconds": []}
+            self._seen = None
+            self.__dict__.pop("best_epoch_", None)
+            u, i = encode_growing(self, users, items, config)
+            self._train(u, i, ratings, config, val, callback)
         return self
 
     def partial_fit(
@@ -206,7 +214,14 @@ class MatrixFactorization(FactorModel):
         :meth:`fit` from the model's generator; Adam's moments and step count
         carry over; ``global_mean_`` stays as first fitted, so existing
         predictions do not shift. On an unfitted model this is :meth:`fit` with
-        ``epochs`` epochs.
+        ``epochs`` epochs. ``n_factors`` and ``dtype`` cannot change.
+
+        If it raises (or is interrupted) the model is as it was, bit for bit.
+        Memory: the old state is kept until the call ends. The serial path
+        trains copies of the parameters and Adam's moments (the state twice);
+        the block path copies the parameters (its records already hold a copy
+        of the moments), so it holds the old state, the records and the new
+        parameters. Rows of new ids are new arrays either way, not copies.
 
         Parameters
         ----------
@@ -227,20 +242,34 @@ class MatrixFactorization(FactorModel):
             finally:
                 self.epochs = saved
         config = self._config(epochs=epochs)
-        if config.n_factors != self.user_factors_.shape[1]:
-            raise ValueError(
-                f"n_factors={config.n_factors} differs from the fitted factors' "
-                f"{self.user_factors_.shape[1]}; partial_fit cannot change the embedding size"
-            )
+        for name, value, fitted in (
+            ("n_factors", config.n_factors, self.user_factors_.shape[1]),
+            ("dtype", config.dtype, self.user_factors_.dtype),
+        ):
+            if value != fitted:
+                raise ValueError(
+                    f"{name}={str(value)!r} differs from the fitted factors' {str(fitted)!r}; partial_fit cannot "
+                    f"change it (set_params({name}={str(fitted)!r}) to continue, or fit anew)"
+                )
         users, items, ratings = check_triples(users, items, ratings)
         # Without validation data partial_fit simply does not stop early.
         val = self._check_validation(validation_data, config) if validation_data is not None else None
-        if not hasattr(self, "_rng"):
-            self._rng = np.random.default_rng(self.random_state)
-        lo, hi = self.rating_range_
-        self.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
-        u, i = encode_growing(self, users, items, config)
-        self._train(u, i, ratings, config, val, callback)
+        check_callback(callback)
+        rng = self._rng if hasattr(self, "_rng") else check_random_state(self.random_state)
+        # Build the new state aside: copies of whatever training writes into, so a failed or
+        # interrupted call can put the old arrays back. The block path trains copies of Adam's
+        # moments in its records, so it copies only the parameters; the serial path copies all.
+        with transaction(self):
+            self._rng = copy.deepcopy(rng)
+            self.history_ = {name: list(values) for name, values in self.history_.items()}
+            self._m, self._v = list(self._m), list(self._v)
+            before = {id(a) for a in self._params() + self._m + self._v}
+            lo, hi = self.rating_range_
+            self.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
+            u, i = encode_growing(self, users, items, config)
+            serial = not _block_kernels.use_blocks(config, len(ratings))
+            own_copies(self, before, moments=serial and config.optimizer != "sgd")
+            self._train(u, i, ratings, config, val, callback)
         return self
 
     def _config(self, **overrides) -> SGDConfig:
@@ -270,10 +299,14 @@ class MatrixFactorization(FactorModel):
         Their copy of the ratings, block by block, holds the only per-rating
         codes, which the model keeps as its training pairs.
         """
+        # A batch larger than the data is the whole data: no buffer bigger than the ratings.
+        config = dataclasses.replace(config, batch_size=min(config.batch_size, len(r)))
         params = self._params()
         _kernels.warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), -(-len(r) // config.batch_size))
         if not _block_kernels.use_blocks(config, len(r)):
             u, i = _encoding.codes_array(u), _encoding.codes_array(i)
+            self._m = [np.ascontiguousarray(a) for a in self._m]  # the blocks give them back strided
+            self._v = [np.ascontiguousarray(a) for a in self._v]
             self._remember_seen(u, i)
             self._epochs(_kernels.SerialEpochs(u, i, r, params, self._m, self._v, config), config, val, callback)
             return
@@ -294,18 +327,30 @@ class MatrixFactorization(FactorModel):
         if val is not None:
             val_u, val_i = self._codes(self.user_ids_, val[0]), self._codes(self.item_ids_, val[1])
         best_params = None
+        losses = self.history_["loss"]
+        lowest, warned = (min(losses) if losses else None), False
         for epoch in range(config.epochs):
             start = time.perf_counter()
             total, steps = trainer.run(self._rng, mu, self.n_steps_)
             loss = total / len(trainer.r)
-            if not np.isfinite(loss):
-                trainer.undo(params)
+            if np.isfinite(loss):
+                trainer.write_params(params)
+            # A loss is of the weights before each step: the weights after the last one are checked too.
+            if not np.isfinite(loss) or not predictions_finite(params):
+                what = f"the loss became {loss}" if not np.isfinite(loss) else "the predictions overflowed"
                 raise FloatingPointError(
-                    f"training diverged: the loss became {loss} in epoch {epoch + 1}; "
-                    f"learning_rate={config.learning_rate} is too large for this data, try a smaller one. "
-                    f"The model keeps the weights of the last finite epoch."
+                    f"training diverged: {what} in epoch {epoch + 1}; likely cause: "
+                    f"{likely_cause(config, trainer.r, mu)}. The model is left as it was before this call."
                 )
-            trainer.write_params(params)
+            if not warned and lowest is not None and loss > 1e3 * lowest:
+                warned = True
+                warnings.warn(
+                    f"the loss grew from {lowest:.3g} to {loss:.3g} by epoch {epoch + 1}: training is diverging; "
+                    f"likely cause: {likely_cause(config, trainer.r, mu)}",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            lowest = loss if lowest is None else min(lowest, loss)
             self.n_steps_ += steps
             seconds = time.perf_counter() - start
             val_loss = None
@@ -334,6 +379,10 @@ class MatrixFactorization(FactorModel):
         for q, name in enumerate(_BLOCKS):
             arrays[f"m_{name}"], arrays[f"v_{name}"] = self._m[q], self._v[q]
         return arrays
+
+    @classmethod
+    def _check_saved_state(cls, arrays, params):
+        return check_saved_state(arrays, params, _BLOCKS)
 
     def _restore_state(self, arrays):
         self.n_steps_ = int(arrays["n_steps"])

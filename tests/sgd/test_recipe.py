@@ -21,3 +21,20 @@ def test_recipe_reproduces_keras(ml100k_home):
     pred = model.predict(test.user_id, test.item_id)
     assert 0.68 <= metrics.rounded_mae(test.rating, pred) <= 0.72
     assert model.item_embeddings().shape == (train.item_id.nunique(), 3)
+
+
+@pytest.mark.slow
+def test_npmf_train_prints_the_recipes_pinned_figures(ml100k_home, monkeypatch, capsys):
+    """What ``python -m npmf train`` prints on ML-100k, pinned (the final loss to 5e-5, rounded MAE to 1e-3)."""
+    import json
+
+    from npmf.cli import main
+
+    monkeypatch.setenv("NPMF_DATA_DIR", str(ml100k_home))
+    assert main(["train", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    loss = result["history"]["loss"]
+    assert abs(loss[-1] - 0.714638) <= 5e-5, loss[-1]
+    # The first epochs move most with the step sizes; as recorded by this code (0.2.0) on ML-100k.
+    np.testing.assert_allclose(loss[:3], [12.194286258872438, 4.69817631794348, 1.9679976186398345], rtol=1e-6)
+    assert abs(result["rounded_mae"] - 0.69505) <= 1e-3, result["rounded_mae"]
