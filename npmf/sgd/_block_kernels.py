@@ -48,9 +48,11 @@ from .optimizers import adam_step_sizes
 
 __all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
 
-# Below this many ratings the serial kernel (the exact Keras-order epoch) is
-# used: a problem this small trains in well under a second per epoch anyway.
-BLOCK_MIN_RATINGS = 500_000
+# Below this many ratings the serial kernels (npmf.sgd._rating_kernels) are
+# used. Above it the blocks run on every core; on ML-100k (80,000 training
+# ratings, P = 16 strata) two threads beat the serial kernel for sgd at batch 1
+# and lazy_adam at batch 32 (benchmarks/cornac_compare.py).
+BLOCK_MIN_RATINGS = 50_000
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 _fast = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "nsz"})

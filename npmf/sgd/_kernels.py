@@ -18,6 +18,7 @@ import warnings
 import numba
 import numpy as np
 
+from . import _rating_kernels
 from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
 from .config import OPTIMIZERS
 from .optimizers import adam_step_sizes
@@ -189,15 +190,28 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
 
 
 class SerialEpochs:
-    """The serial epoch (:func:`epoch_numba`) behind the interface of :class:`npmf.sgd._block_kernels.BlockEpochs`.
+    """The serial epoch behind the interface of :class:`npmf.sgd._block_kernels.BlockEpochs`.
+
+    ``adam`` runs :func:`epoch_numba` over a permutation drawn in NumPy.
+    ``sgd`` and ``lazy_adam`` run the kernels specialised for them
+    (:mod:`npmf.sgd._rating_kernels`), which shuffle the trainer's own copy of
+    the ratings in place from one seed per epoch; their twin is
+    :func:`npmf.sgd.rating_epochs.epoch_rating_numpy`.
 
     It trains the model's arrays in place, so it keeps a copy of the
     parameters from before each epoch to undo a diverged one.
     """
 
     def __init__(self, u, i, r, params, m, v, config):
-        self.u, self.i, self.r, self.params, self.m, self.v, self.config = u, i, r, params, m, v, config
-        self.grads = [np.zeros_like(p) for p in params]
+        self.params, self.m, self.v, self.config = params, m, v, config
+        self.specialised = config.optimizer in ("sgd", "lazy_adam")
+        if self.specialised:
+            # Shuffled in place every epoch: a copy, in the kernels' index and factor types.
+            self.u, self.i = np.array(u, np.int32), np.array(i, np.int32)
+            self.r = np.array(r, np.dtype(config.dtype))
+        else:
+            self.u, self.i, self.r = u, i, r
+            self.grads = [np.zeros_like(p) for p in params]
         self.snapshot = [p.copy() for p in params]
         self.n_batches = -(-len(r) // config.batch_size)
 
@@ -206,12 +220,34 @@ class SerialEpochs:
         c = self.config
         for p, old in zip(self.params, self.snapshot):
             old[...] = p
+        if self.specialised:
+            return self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0), self.n_batches
         perm = rng.permutation(len(self.r))
         alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)
         total = epoch_numba(
             self.u, self.i, self.r, perm, c.batch_size, mu, self.params, self.m, self.v, alphas, c, self.grads
         )
         return total, self.n_batches
+
+    def _run_specialised(self, seed, mu, t0):
+        c = self.config
+        W, H, bu, bi = self.params
+        ft = W.dtype.type
+        with np.errstate(over="ignore"):  # without JIT, SplitMix64's products wrap around in NumPy scalars
+            if c.optimizer == "sgd" and c.batch_size == 1:
+                return _rating_kernels.sgd_per_rating(
+                    self.u, self.i, self.r, seed, ft(mu), W, H, bu, bi, ft(c.learning_rate), ft(c.reg),
+                    bool(c.biases), ft(2.0),
+                )  # fmt: skip
+            lazy = c.optimizer == "lazy_adam"
+            n_alphas = self.n_batches if lazy else 1
+            alphas = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2).astype(W.dtype)
+            m, v = self.m, self.v
+            return _rating_kernels.batched(
+                self.u, self.i, self.r, seed, int(c.batch_size), ft(mu), W, H, bu, bi, m[0], v[0], m[1], v[1],
+                m[2], v[2], m[3], v[3], alphas, lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2),
+                ft(c.epsilon), ft(c.reg), bool(c.biases),
+            )  # fmt: skip
 
     def undo(self, params):
         for p, old in zip(params, self.snapshot):

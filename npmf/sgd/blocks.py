@@ -58,17 +58,26 @@ from .optimizers import epoch_numpy
 __all__ = ["n_strata", "strata", "block_order", "batch_offsets", "shuffle_block", "epoch_blocks_numpy"]
 
 MAX_STRATA = 64
+# Fewest ratings per sub-epoch worth a parallel region (its barrier costs some 10-50 us).
+SUBEPOCH_RATINGS = 5000
 _MASK = (1 << 64) - 1
 
 
 def n_strata(n_ratings, batch_size, max_strata=MAX_STRATA):
-    r"""Strata per side, :math:`P = \min(P_{max}, \lfloor\sqrt{n / (8B)}\rfloor)`, at least 1.
+    r"""Strata per side, at least 1.
+
+    .. math:: P = \min(P_{max}, \lfloor\sqrt{n / (8B)}\rfloor, \max(4, \lfloor n / 5000 \rfloor))
 
     A block then holds about ``8 * batch_size`` ratings or more, so the partial
-    last batch of each block is a small share of its steps. It depends on the
+    last batch of each block is a small share of its steps; and each of the
+    ``P`` sub-epochs (one parallel region and a barrier each) holds about
+    ``SUBEPOCH_RATINGS`` ratings or more, so that on small problems (ML-100k)
+    the barriers do not cost more than the threads gain. It depends on the
     problem only, not on the number of threads, so results do not either.
     """
-    return int(max(1, min(max_strata, np.sqrt(n_ratings / (8.0 * batch_size)))))
+    by_batch = np.sqrt(n_ratings / (8.0 * batch_size))
+    by_barrier = max(4, n_ratings // SUBEPOCH_RATINGS)
+    return int(max(1, min(max_strata, by_batch, by_barrier)))
 
 
 def strata(counts, P):

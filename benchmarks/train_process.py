@@ -1,0 +1,121 @@
+"""The whole `npmf train` process, warm, and where its time goes.
+
+Times ``python -m npmf train --quiet`` (the Keras recipe on ML-100k: import,
+read, split, 100 epochs of dense ``adam``, evaluate) as a whole process, after
+one warm-up run that fills Numba's cache, and then the same steps one by one
+in a child process that reports the time of each phase: interpreter start,
+``import npmf``, reading ML-100k, the split, the fit, and the evaluation. The
+phases are what ``npmf.cli.cmd_train`` does, in its order; "start and exit"
+is the whole wall time of the child less its phases. Runs alternate (process,
+phases, process, ...), medians are quoted. Target (issue 11): at most 2.0 s.
+
+Usage::
+
+    NPMF_DATA_DIR=../shared/data python benchmarks/train_process.py [--repeats 5]
+
+Writes ``benchmarks/results/train_process/train_process.json`` and ``.md``.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from machine import describe, markdown
+
+RESULTS = Path(__file__).parent / "results" / "train_process"
+TARGET_SECONDS = 2.0
+
+# What cmd_train does, phase by phase (the default preset, seed 0, test_size 0.2).
+PHASES = r"""
+import json, time
+t = [time.perf_counter()]
+import npmf
+from npmf import metrics, presets
+t.append(time.perf_counter())
+df = npmf.load_movielens("ml-100k")
+t.append(time.perf_counter())
+train, test = npmf.train_test_split(df, test_size=0.2, random_state=0)
+t.append(time.perf_counter())
+model = presets.from_preset("seed", random_state=0)
+model.fit(train.user_id, train.item_id, train.rating)
+t.append(time.perf_counter())
+pred = model.predict(test.user_id, test.item_id)
+mae = metrics.rounded_mae(test.rating, pred, step=metrics.rating_step(train.rating))
+t.append(time.perf_counter())
+names = ["import npmf", "read ML-100k", "split", "fit (100 epochs)", "predict and evaluate"]
+print(json.dumps({"phases": dict(zip(names, [b - a for a, b in zip(t, t[1:])])),
+                  "final_loss": model.history_["loss"][-1], "rounded_mae": mae}))
+"""
+
+
+def run_process():
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "npmf", "train", "--quiet"], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def run_phases():
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", PHASES], check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
+    record = json.loads(out.strip().splitlines()[-1])
+    record["phases"]["interpreter start and exit"] = wall - sum(record["phases"].values())
+    return record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    machine = describe()
+    run_process()  # warm-up: fills Numba's on-disk cache
+    walls, phases = [], []
+    for _ in range(args.repeats):
+        walls.append(run_process())
+        phases.append(run_phases())
+    machine["load_avg_1_5_15_end"] = [round(x, 2) for x in os.getloadavg()]
+    names = list(phases[0]["phases"])
+    medians = {name: statistics.median(p["phases"][name] for p in phases) for name in names}
+    record = {
+        "machine": machine,
+        "repeats": args.repeats,
+        "process_seconds": walls,
+        "process_median_seconds": statistics.median(walls),
+        "target_seconds": TARGET_SECONDS,
+        "meets_target": statistics.median(walls) <= TARGET_SECONDS,
+        "phase_median_seconds": medians,
+        "phases_all": phases,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "train_process.json").write_text(json.dumps(record, indent=2) + "\n")
+    verdict = "meets" if record["meets_target"] else "misses"
+    lines = [
+        "# The whole `npmf train` process, warm (ML-100k, the Keras recipe)",
+        "",
+        markdown({key: value for key, value in machine.items() if key != "load_avg_1_5_15_end"})
+        + f" Load average at the end: {machine['load_avg_1_5_15_end']}.",
+        "",
+        f"`python -m npmf train --quiet`, median of {args.repeats} warm runs: "
+        f"**{record['process_median_seconds']:.2f} s** "
+        f"({verdict} the {TARGET_SECONDS:.1f} s target). Final loss {phases[0]['final_loss']:.6f}, rounded MAE "
+        f"{phases[0]['rounded_mae']:.5f}.",
+        "",
+        "Where the time goes (the same steps in a child process, medians):",
+        "",
+        "| phase | seconds | share |",
+        "|---|---|---|",
+    ]
+    total = sum(medians.values())
+    for name in names:
+        lines.append(f"| {name} | {medians[name]:.3f} | {medians[name] / total:.0%} |")
+    (RESULTS / "train_process.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
