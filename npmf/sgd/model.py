@@ -68,7 +68,7 @@ class MatrixFactorization(FactorModel):
         epochs without a better validation loss and restore the best weights.
     n_threads : int or None, default None
         Threads for ``lazy_adam`` and ``sgd`` (None: all cores). From
-        500,000 ratings up these train in LibMF-style blocks on all threads
+        50,000 ratings up these train in LibMF-style blocks on all threads
         (:mod:`npmf.sgd.blocks`): minibatches never straddle two blocks, and the
         result is the same bits for every ``n_threads``. Below that, and for
         dense ``adam`` (which warns when an epoch would be enormous), one
