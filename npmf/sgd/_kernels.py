@@ -194,8 +194,8 @@ class SerialEpochs:
 
     ``adam`` runs :func:`epoch_numba` over a permutation drawn in NumPy.
     ``sgd`` and ``lazy_adam`` run the kernels specialised for them
-    (:mod:`npmf.sgd._rating_kernels`), which shuffle the trainer's own copy of
-    the ratings in place from one seed per epoch; their twin is
+    (:mod:`npmf.sgd._rating_kernels`), which shuffle a copy of the ratings, in
+    the order given, in place from one seed per epoch; their twin is
     :func:`npmf.sgd.rating_epochs.epoch_rating_numpy`.
 
     It trains the model's arrays in place, so it keeps a copy of the
@@ -206,9 +206,12 @@ class SerialEpochs:
         self.params, self.m, self.v, self.config = params, m, v, config
         self.specialised = config.optimizer in ("sgd", "lazy_adam")
         if self.specialised:
-            # Shuffled in place every epoch: a copy, in the kernels' index and factor types.
-            self.u, self.i = np.array(u, np.int32), np.array(i, np.int32)
-            self.r = np.array(r, np.dtype(config.dtype))
+            # Each epoch shuffles a fresh copy of the ratings in the order given (two memcpy's, cheaper than a
+            # gather through a permutation), so epoch e's order depends on its seed alone and two calls of
+            # partial_fit give the same bits as one fit with their epochs.
+            self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
+            self.r0 = np.array(r, np.dtype(config.dtype))
+            self.u, self.i, self.r = self.u0.copy(), self.i0.copy(), self.r0.copy()
         else:
             self.u, self.i, self.r = u, i, r
             self.grads = [np.zeros_like(p) for p in params]
@@ -221,6 +224,7 @@ class SerialEpochs:
         for p, old in zip(self.params, self.snapshot):
             old[...] = p
         if self.specialised:
+            self.u[...], self.i[...], self.r[...] = self.u0, self.i0, self.r0
             return self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0), self.n_batches
         perm = rng.permutation(len(self.r))
         alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)

@@ -10,8 +10,10 @@ and :func:`~npmf.sgd._rating_kernels.batched`); the tests hold them equal to
    from the model's generator), so the order depends on ``random_state`` only;
 2. :func:`npmf.sgd.optimizers.epoch_numpy` trains on them in that order.
 
-Because the shuffle acts on the arrays left by the previous epoch, epoch ``e``'s
-order is the composition of the first ``e`` shuffles, exactly as in the kernel.
+:class:`npmf.sgd._kernels.SerialEpochs` hands every epoch a fresh copy of the
+ratings in the order the caller gave them, so epoch ``e``'s order depends on its
+own seed alone: ``fit`` for two epochs and then ``partial_fit`` for two gives
+the same bits as ``fit`` for four.
 """
 
 import numpy as np

@@ -31,18 +31,18 @@ def _config(optimizer, batch_size, fit_bias, reg, lr=0.01):
 @pytest.mark.parametrize("fit_bias, reg", [(False, 0.0), (True, 0.05)])
 def test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, fit_bias, reg):
     # 45 ratings in batches of 8: five full batches and a last one of 5; four epochs,
-    # each shuffling the order the last one left.
+    # each shuffling the ratings in the order given.
     u, i, r, params = _problem(0)
     config = _config(optimizer, batch_size, fit_bias, reg)
     mu = 3.0 if fit_bias else 0.0
     ref_params = [p.copy() for p in params]
     ref_m, ref_v = ([np.zeros_like(p) for p in params] for _ in range(2))
-    ref_u, ref_i, ref_r = u.copy(), i.copy(), r.copy()
     m, v = ([np.zeros_like(p) for p in params] for _ in range(2))
     trainer = SerialEpochs(u, i, r, params, m, v, config)
     rng, ref_rng = np.random.default_rng(1), np.random.default_rng(1)
     n_batches = trainer.n_batches
     for epoch in range(4):
+        ref_u, ref_i, ref_r = u.copy(), i.copy(), r.copy()
         total, steps = trainer.run(rng, mu, epoch * n_batches)
         seed = ref_rng.integers(0, 2**63, dtype=np.uint64)
         alphas = adam_step_sizes(epoch * n_batches, n_batches, config.learning_rate, 0.9, 0.999)
