@@ -1,123 +1,123 @@
 """Numba kernels of the Gibbs sampler: draw rows from their Gaussian conditionals.
 
-Twins of :func:`npmf.bayes.gibbs.sample_rows` and :func:`npmf.bayes.gibbs.sample_implicit`
-(the maths is in their docstrings).
-Rows are independent of each other given the other side, so they are drawn in
+Twins of :func:`npmf.bayes.gibbs.sample_rows`, :func:`npmf.bayes.gibbs.sample_implicit_coordinates`
+and :func:`npmf.bayes.gibbs.residuals` (the maths is in their docstrings).
+Rows are independent of each other given the other side, and the implicit
+step's coordinates are independent of each other, so both are drawn in
 parallel (``prange``) and the result does not depend on the thread count. The
-Cholesky factorisation and the two triangular solves are written out, for
-small d = k + 1: Numba's ``np.linalg`` would need SciPy's LAPACK.
+Cholesky factorisation and the two triangular solves are written out, in
+place, for small d = k + 1: Numba's ``np.linalg`` would need SciPy's LAPACK.
 """
 
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["sample_rows_numba", "sample_implicit_numba"]
+__all__ = ["sample_rows_numba", "sample_implicit_numba", "residuals_numba"]
 
 
-@njit(cache=True, parallel=True)
-def sample_rows_numba(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps):
-    """Twin of :func:`npmf.bayes.gibbs.sample_rows`: every row of ``X`` drawn from its conditional, in place."""
+@njit(cache=True, parallel=True, fastmath=True)
+def sample_rows_numba(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, S, eps):
+    """Twin of :func:`npmf.bayes.gibbs.sample_rows`: every row of ``X`` drawn from its conditional, in place.
+
+    ``S`` (n_rows, k) shifts the prior mean by (0, S[q]); a (n_rows, 0) array means no shift.
+    """
     n_rows, d = X.shape
+    k_off = S.shape[1]
     for q in prange(n_rows):
         P = Lam.copy()
         b = Lam_mu.copy()
-        z = np.empty(d)
+        for a in range(d):
+            for c in range(k_off):
+                b[a] += Lam[a, 1 + c] * S[q, c]
         for p in range(ptr[q], ptr[q + 1]):
             j = partners[p]
-            z[0] = 1.0
-            for a in range(1, d):
-                z[a] = Z[j, a]
             t = alpha * (target[p] - Z[j, 0])
-            for a in range(d):
-                b[a] += t * z[a]
-                za = alpha * z[a]
-                for c in range(a + 1):  # lower triangle only: P is symmetric
-                    P[a, c] += za * z[c]
+            b[0] += t
+            P[0, 0] += alpha
+            for a in range(1, d):
+                za = Z[j, a]
+                b[a] += t * za
+                za *= alpha
+                P[a, 0] += za
+                for c in range(1, a + 1):  # lower triangle only: P is symmetric
+                    P[a, c] += za * Z[j, c]
         _draw_gaussian(P, b, eps[q], X[q])
 
 
-@njit(cache=True)
-def sample_implicit_numba(Y_imp, H, S, user_ptr, user_items, item_ptr, item_users, err, scale, alpha, Lam, Lam_mu, eps):
-    """Twin of :func:`npmf.bayes.gibbs.sample_implicit`: draw the implicit factors one item at a time.
+@njit(cache=True, parallel=True, fastmath=True)
+def sample_implicit_numba(z, zeta, rho, D, item_ptr, item_users, scale, weight, eps):
+    """Twin of :func:`npmf.bayes.gibbs.sample_implicit_coordinates`: the coordinates in parallel, in place.
 
-    Sequential over items: each draw changes the residuals of every user who
-    rated the item, which the next item's conditional reads (through ``g``).
+    Coordinate ``a`` touches only row ``a`` of ``z``, ``zeta``, ``rho`` and ``eps``
+    (hence their (k, n) layout): the coordinates are independent chains.
     """
-    n_users, k = S.shape
-    G = np.zeros((n_users, k, k))  # G_u = sum_i h_i h_i^T over the user's items
-    g = np.zeros((n_users, k))  # g_u = sum_i h_i e_ui, kept current as Y_imp changes
-    for u in range(n_users):
-        for p in range(user_ptr[u], user_ptr[u + 1]):
-            i = user_items[p]
-            for a in range(k):
-                g[u, a] += H[i, a] * err[p]
-                for c in range(k):
-                    G[u, a, c] += H[i, a] * H[i, c]
-    b = np.empty(k)
-    t = np.empty(k)
-    new = np.empty(k)
-    for j in range(len(item_ptr) - 1):
-        P = Lam.copy()
-        b[:] = Lam_mu
-        for p in range(item_ptr[j], item_ptr[j + 1]):
-            u = item_users[p]
-            c_u = scale[u]
-            for a in range(k):
-                t[a] = 0.0
-                for c in range(k):
-                    t[a] += G[u, a, c] * Y_imp[j, c]
-            for a in range(k):
-                b[a] += alpha * c_u * (g[u, a] + c_u * t[a])
-                for c in range(a + 1):
-                    P[a, c] += alpha * c_u * c_u * G[u, a, c]
-        _draw_gaussian(P, b, eps[j], new)
-        for a in range(k):
-            new[a] -= Y_imp[j, a]  # now the change
-            Y_imp[j, a] += new[a]
-        for p in range(item_ptr[j], item_ptr[j + 1]):
-            u = item_users[p]
-            c_u = scale[u]
-            for a in range(k):
-                S[u, a] += c_u * new[a]
-                s = 0.0
-                for c in range(k):
-                    s += G[u, a, c] * new[c]
-                g[u, a] -= c_u * s
+    k, n_items = z.shape
+    for a in prange(k):
+        Da = D[a]
+        for j in range(n_items):
+            ell = weight[j] * z[a, j]
+            for p in range(item_ptr[j], item_ptr[j + 1]):
+                u = item_users[p]
+                ell += scale[u] * (rho[a, u] - scale[u] * zeta[a, u])
+            precision = 1.0 + Da * weight[j]
+            new = Da * ell / precision + eps[a, j] / np.sqrt(precision)
+            delta = new - z[a, j]
+            z[a, j] = new
+            for p in range(item_ptr[j], item_ptr[j + 1]):
+                zeta[a, item_users[p]] += delta
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True, fastmath=True)
+def residuals_numba(X, Y, mu, users, items, ratings, out):
+    """Twin of :func:`npmf.bayes.gibbs.residuals`, into ``out``; returns their sum and their sum of squares.
+
+    The sums run serially after the parallel loop, so that they do not depend on the thread count.
+    """
+    d = X.shape[1]
+    for n in prange(len(ratings)):
+        u, i = users[n], items[n]
+        s = mu + X[u, 0] + Y[i, 0]
+        for a in range(1, d):
+            s += X[u, a] * Y[i, a]
+        out[n] = ratings[n] - s
+    total = 0.0
+    squares = 0.0
+    for n in range(len(ratings)):
+        total += out[n]
+        squares += out[n] * out[n]
+    return total, squares
+
+
+@njit(cache=True, fastmath=True)
 def _draw_gaussian(P, b, eps, out):
-    """out = P^{-1} b + L^{-T} eps with L L^T = P: a draw from N(P^{-1} b, P^{-1})."""
+    """out = P^{-1} b + L^{-T} eps with L L^T = P: a draw from N(P^{-1} b, P^{-1}); overwrites P and b."""
     d = len(b)
-    L = _cholesky_lower(P)
-    y = np.empty(d)
-    for a in range(d):  # L y = b
+    _cholesky_lower(P)
+    for a in range(d):  # L y = b, y into b
         s = b[a]
         for c in range(a):
-            s -= L[a, c] * y[c]
-        y[a] = s / L[a, a]
+            s -= P[a, c] * b[c]
+        b[a] = s / P[a, a]
     for a in range(d):
-        y[a] += eps[a]
+        b[a] += eps[a]
     for a in range(d - 1, -1, -1):  # L^T out = y + eps
-        s = y[a]
+        s = b[a]
         for c in range(a + 1, d):
-            s -= L[c, a] * out[c]
-        out[a] = s / L[a, a]
+            s -= P[c, a] * out[c]
+        out[a] = s / P[a, a]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _cholesky_lower(P):
-    """L with L L^T = P, reading only P's lower triangle (P symmetric positive definite)."""
+    """P's lower triangle becomes L with L L^T = P (P symmetric positive definite; the upper triangle is not read)."""
     d = P.shape[0]
-    L = np.zeros((d, d))
     for j in range(d):
         s = P[j, j]
         for c in range(j):
-            s -= L[j, c] * L[j, c]
-        L[j, j] = np.sqrt(s)
+            s -= P[j, c] * P[j, c]
+        P[j, j] = np.sqrt(s)
         for i in range(j + 1, d):
             s = P[i, j]
             for c in range(j):
-                s -= L[i, c] * L[j, c]
-            L[i, j] = s / L[j, j]
-    return L
+                s -= P[i, c] * P[j, c]
+            P[i, j] = s / P[j, j]
