@@ -42,7 +42,7 @@ class Chain:
         k = config.n_factors
         d = k + 1
         self.hyper = hyper
-        self.codes, self.r = (u, i), r
+        self.codes, self.r = (u, i), np.array(r, dtype=np.float64)
         self.grouped = (gibbs.ratings_by_row(u, i, n_users), gibbs.ratings_by_row(i, u, n_items))
         self.rows = [np.zeros((n, d)) for n in (n_users, n_items)]  # (bias, factors + offset)
         for rows in self.rows:
@@ -63,7 +63,7 @@ class Chain:
             self.weights[side] = gibbs.implicit_weights(mine, theirs, self.scales[side], len(self.rows[other]))
             self.priors.append((np.eye(k), np.zeros(k)))
         # buffers, reused by every sweep
-        self.sorted_r = [r[order] for _, _, order in self.grouped]
+        self.sorted_r = [self.r[order] for _, _, order in self.grouped]
         self.targets = [np.empty(len(r)) for _ in (0, 1)]
         self.eps = [np.empty(rows.shape) for rows in self.rows]
         self.eps_implicit = [None if f is None else np.empty(f.shape[::-1]) for f in self.implicit_factors]
@@ -99,14 +99,7 @@ class Chain:
                 self.scales[side], self.weights[side], ptr, partners, self.priors[side], self.priors[2 + q],
                 self.eps_implicit[side], step=sample_implicit_numba,
             )  # fmt: skip
-        err = self.errors()  # the implicit step moves no prediction: these are the sweep's residuals
-        total, squares = self.err_sums
-        new_mu = gibbs.sample_global_mean(self.mu, err, self.alpha, rng, (hyper.mu_mean, hyper.mu_precision), total)
-        shift, n = new_mu - self.mu, len(err)
-        self.mu = new_mu
-        # the residuals at the new mu: sum (e - shift)^2, without a BLAS dot (its threads spin against ours)
-        sse = squares - 2.0 * shift * total + n * shift * shift
-        self.alpha = gibbs.sample_noise_precision(sse, len(err), hyper.noise_shape, hyper.noise_rate, rng)
+        mse = self.sample_mean_and_noise(rng)  # the implicit step moves no prediction: residuals are final
         for side in self.implicit:
             np.subtract(self.rows[side][:, 1:], self.offsets[side], out=self.base[side][:, 1:])
             self.base[side][:, 0] = self.rows[side][:, 0]
@@ -115,4 +108,23 @@ class Chain:
             gibbs.sample_normal_wishart(Z, hyper.beta_0, np.eye(Z.shape[1]), Z.shape[1] + hyper.nu_extra, rng)
             for Z in blocks
         ]
+        return mse
+
+    def sample_mean_and_noise(self, rng):
+        """Draw the global mean, then the noise precision from the residuals at the new mean; returns their MSE."""
+        hyper = self.hyper
+        err = self.errors()
+        total, squares = self.err_sums
+        new_mu = gibbs.sample_global_mean(self.mu, err, self.alpha, rng, (hyper.mu_mean, hyper.mu_precision), total)
+        shift, n = new_mu - self.mu, len(err)
+        self.mu = new_mu
+        # the residuals at the new mu: sum (e - shift)^2, without a BLAS dot (its threads spin against ours)
+        sse = squares - 2.0 * shift * total + n * shift * shift
+        self.alpha = gibbs.sample_noise_precision(sse, n, hyper.noise_shape, hyper.noise_rate, rng)
         return sse / n
+
+    def set_ratings(self, r):
+        """Replace the ratings (same pairs, in the same order), as a joint-distribution test does between sweeps."""
+        self.r[:] = r
+        for side, (_, _, order) in enumerate(self.grouped):
+            self.sorted_r[side][:] = r[order]
