@@ -27,6 +27,9 @@ class Hyperpriors(NamedTuple):
     mu_precision: float = 0.0
 
 
+DEFAULT_HYPERPRIORS = Hyperpriors()
+
+
 class Chain:
     """The state of the Gibbs sampler, and one sweep over it (the order of :mod:`npmf.bayes.gibbs`).
 
@@ -38,7 +41,7 @@ class Chain:
     Every per-sweep array is allocated here, once.
     """
 
-    def __init__(self, u, i, r, n_users, n_items, config, rng, hyper=Hyperpriors()):
+    def __init__(self, u, i, r, n_users, n_items, config, rng, hyper=DEFAULT_HYPERPRIORS):
         k = config.n_factors
         d = k + 1
         self.hyper = hyper

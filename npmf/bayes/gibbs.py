@@ -30,12 +30,13 @@ conditional given all the others (``docs/derivation.md``, part 3, derives them):
 2. :func:`sample_global_mean` and :func:`sample_noise_precision`;
 3. :func:`sample_normal_wishart` for each side's :math:`(\mu, \Lambda)`.
 
-With implicit feedback (SVD++), step 1 is followed by :func:`sample_implicit`,
-and the user factors seen by the items are :math:`w_u + s_u`; with feedback on
-both sides, the same function then draws the items' mirror image.
+With implicit feedback (SVD++), the rows are the effective rows, with factors
+:math:`w_u + s_u`, and step 1 is followed by :func:`sample_implicit`, which
+draws the implicit factors given them; with feedback on both sides, the same
+function then draws the items' mirror image.
 
 The Numba kernels in :mod:`npmf.bayes._kernels` draw exactly as
-:func:`sample_rows` and :func:`sample_implicit` do, from the same standard normals.
+:func:`sample_rows` and :func:`sample_implicit_coordinates` do, from the same standard normals.
 """
 
 import numpy as np
@@ -111,9 +112,10 @@ def sample_rows(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps, S=None):
 
 
 def implicit_weights(rows, partners, scale, n_partners):
-    r""":math:`\omega_j = \sum_{u \ni j} c_u^2 m_{uj}^2` per partner ``j``, with :math:`m_{uj}` the times ``u`` rated ``j``."""
+    r""":math:`\omega_j = \sum_{u \ni j} c_u^2 m_{uj}^2` per partner ``j`` (:math:`m_{uj}`: times ``u`` rated ``j``)."""
     pairs, counts = np.unique(rows.astype(np.int64) * n_partners + partners, return_counts=True)
-    return np.bincount(pairs % n_partners, weights=scale[pairs // n_partners] ** 2 * counts**2, minlength=n_partners)
+    weights = scale[pairs // n_partners] ** 2 * counts**2
+    return np.bincount(pairs % n_partners, weights=weights, minlength=n_partners)
 
 
 def sample_implicit(Y_imp, S, E, n_rated, scale, weight, item_ptr, item_users, prior_rows, prior_imp, eps, step=None):
