@@ -14,34 +14,41 @@ from numba import njit, prange
 
 __all__ = ["sample_rows_numba", "sample_implicit_numba", "residuals_numba"]
 
+ROW_CHUNK = 32  # rows per parallel task of sample_rows_numba
+
 
 @njit(cache=True, parallel=True, fastmath=True)
 def sample_rows_numba(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, S, eps):
     """Twin of :func:`npmf.bayes.gibbs.sample_rows`: every row of ``X`` drawn from its conditional, in place.
 
-    ``S`` (n_rows, k) shifts the prior mean by (0, S[q]); a (n_rows, 0) array means no shift.
+    ``S`` (n_rows, k) shifts the prior mean by (0, S[q]); a (n_rows, 0) array means no shift. Rows are
+    taken in chunks, so that each chunk allocates its P and b once; each row's draw does not depend on the chunks.
     """
     n_rows, d = X.shape
     k_off = S.shape[1]
-    for q in prange(n_rows):
-        P = Lam.copy()
-        b = Lam_mu.copy()
-        for a in range(d):
-            for c in range(k_off):
-                b[a] += Lam[a, 1 + c] * S[q, c]
-        for p in range(ptr[q], ptr[q + 1]):
-            j = partners[p]
-            t = alpha * (target[p] - Z[j, 0])
-            b[0] += t
-            P[0, 0] += alpha
-            for a in range(1, d):
-                za = Z[j, a]
-                b[a] += t * za
-                za *= alpha
-                P[a, 0] += za
-                for c in range(1, a + 1):  # lower triangle only: P is symmetric
-                    P[a, c] += za * Z[j, c]
-        _draw_gaussian(P, b, eps[q], X[q])
+    n_chunks = (n_rows + ROW_CHUNK - 1) // ROW_CHUNK
+    for chunk in prange(n_chunks):
+        P = np.empty((d, d))
+        b = np.empty(d)
+        for q in range(chunk * ROW_CHUNK, min(n_rows, (chunk + 1) * ROW_CHUNK)):
+            P[:] = Lam
+            b[:] = Lam_mu
+            for a in range(d):
+                for c in range(k_off):
+                    b[a] += Lam[a, 1 + c] * S[q, c]
+            for p in range(ptr[q], ptr[q + 1]):
+                j = partners[p]
+                t = alpha * (target[p] - Z[j, 0])
+                b[0] += t
+                P[0, 0] += alpha
+                for a in range(1, d):
+                    za = Z[j, a]
+                    b[a] += t * za
+                    za *= alpha
+                    P[a, 0] += za
+                    for c in range(1, a + 1):  # lower triangle only: P is symmetric
+                        P[a, c] += za * Z[j, c]
+            _draw_gaussian(P, b, eps[q], X[q])
 
 
 @njit(cache=True, parallel=True, fastmath=True)

@@ -52,14 +52,23 @@ def offsets(blocks):
     return s
 
 
+def effective_rows(blocks):
+    s = offsets(blocks)
+    rows = [blocks[0][2].copy(), blocks[1][2].copy()]
+    for side in (0, 1):
+        rows[side][:, 1:] += s[side]
+    return rows
+
+
 def ratings(rows, mu, alpha, rng):
     X, Y = rows
     return gibbs.predict(X, Y, mu, USERS, ITEMS) + rng.standard_normal(len(USERS)) / np.sqrt(alpha)
 
 
-def statistics(blocks, mu, alpha):
-    """The moments compared: mu, alpha, and per block Lambda's entries, its mean and squares, a row's square."""
-    out = [mu, mu * mu, alpha, 1 / alpha]
+def statistics(blocks, mu, alpha, fit):
+    """The moments compared: mu, alpha, alpha times the mean squared residual of the data the parameters go with,
+    and per block Lambda's entries, its mean and squares, a row's square."""
+    out = [mu, mu * mu, alpha, 1 / alpha, alpha * fit]
     for Lam, mean, rows in blocks:
         out += list(Lam[np.tril_indices(len(Lam))]) + list(mean) + list(mean**2) + [rows[0, 0], rows[0, 0] ** 2]
     return np.array(out)
@@ -78,12 +87,16 @@ def chain_state(chain):
 def geweke(n_iter, seed=0):
     """z-scores of the statistics: successive-conditional chain (batch means) against independent prior draws."""
     rng = np.random.default_rng(seed)
-    marginal = np.array([statistics(*prior_draw(rng)) for _ in range(n_iter)])
+    marginal = []
+    for _ in range(n_iter):
+        blocks, mu, alpha = prior_draw(rng)
+        rows = effective_rows(blocks)
+        err = ratings(rows, mu, alpha, rng) - gibbs.predict(*rows, mu, USERS, ITEMS)
+        marginal.append(statistics(blocks, mu, alpha, np.mean(err**2)))
+    marginal = np.array(marginal)
     blocks, mu, alpha = prior_draw(rng)
     s = offsets(blocks)
-    rows = [blocks[0][2].copy(), blocks[1][2].copy()]
-    for side in (0, 1):
-        rows[side][:, 1:] += s[side]
+    rows = effective_rows(blocks)
     config = GibbsConfig(n_factors=K, epochs=2, implicit_feedback="both", n_threads=1)
     chain = Chain(USERS, ITEMS, ratings(rows, mu, alpha, rng), 3, 4, config, rng, hyper=HYPER)
     chain.rows, chain.offsets = rows, s
@@ -94,8 +107,9 @@ def geweke(n_iter, seed=0):
     successive = np.empty_like(marginal)
     for t in range(n_iter):
         chain.sweep(rng)
+        fit = np.mean((chain.r - gibbs.predict(*chain.rows, chain.mu, USERS, ITEMS)) ** 2)  # the data swept on
+        successive[t] = statistics(*chain_state(chain), fit)
         chain.set_ratings(ratings(chain.rows, chain.mu, chain.alpha, rng))
-        successive[t] = statistics(*chain_state(chain))
     batches = successive.reshape(50, -1, successive.shape[1]).mean(axis=1)
     se2 = batches.var(axis=0, ddof=1) / len(batches) + marginal.var(axis=0, ddof=1) / n_iter
     return (successive.mean(0) - marginal.mean(0)) / np.sqrt(se2)
