@@ -298,3 +298,28 @@ def test_an_interrupted_refit_leaves_the_fitted_model_whole():
         model.fit(u + 1000, i, r, callback=stop)  # other user ids: a half-written model would mix them
     np.testing.assert_array_equal(model.predict(u, i), before)
     assert len(model.history_["loss"]) == 6
+
+
+def test_embeddings_are_the_posterior_mean_factors_and_survive_save_and_load(tmp_path):
+    u, i, r = planted(seed=10)
+    model = npmf.BayesianMatrixFactorization(n_factors=2, epochs=6, burn_in=2, implicit_feedback="both").fit(u, i, r)
+    S, k = model.n_samples_, 2
+    side_by_side = (model.item_factors_ * np.sqrt(S)).reshape(len(model.item_ids_), S, k)
+    emb = model.item_embeddings()
+    assert emb.shape == (len(model.item_ids_), k) and list(emb.index) == list(model.item_ids_)
+    np.testing.assert_allclose(emb.to_numpy(), side_by_side.mean(axis=1), rtol=1e-12, atol=1e-14)
+    assert model.user_embeddings().shape == (len(model.user_ids_), k)
+    model.save(tmp_path / "m.npz")
+    again = npmf.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(again.item_embeddings().to_numpy(), emb.to_numpy())
+
+
+def test_a_0_1_0_file_gets_the_mean_of_its_samples_as_embeddings():
+    from pathlib import Path
+
+    model = npmf.load(Path(__file__).resolve().parents[1] / "fixtures" / "bayes-0.1.0.npz")
+    S = model.n_samples_
+    k = model.user_factors_.shape[1] // S
+    expected = (model.user_factors_ * np.sqrt(S)).reshape(-1, S, k).mean(axis=1)
+    np.testing.assert_allclose(model.user_embeddings().to_numpy(), expected, rtol=1e-12)
+    assert model.item_embeddings().shape == (len(model.item_ids_), k)
