@@ -136,7 +136,8 @@ def main():
     parts = {threads: sweep_parts(train, threads) for threads in (1, 2)}
     info["load_avg_1_5_15_end"] = describe()["load_avg_1_5_15"]
     out = {"protocol": __doc__, "machine": info, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "issue_seconds": ISSUE_SECONDS, "saved_megabytes": megabytes, "fits": fits, "sweep_parts_seconds": parts}  # fmt: skip
+           "issue_seconds": ISSUE_SECONDS, "saved_megabytes": megabytes, "fits": fits,
+           "sweep_parts_seconds": parts}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sampler_speed.json").write_text(json.dumps(out, indent=1))
     (RESULTS / "sampler_speed.md").write_text(to_markdown(out))
