@@ -21,42 +21,51 @@ ROW_CHUNK = 32  # rows per parallel task of sample_rows_numba
 def sample_rows_numba(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, S, eps):
     """Twin of :func:`npmf.bayes.gibbs.sample_rows`: every row of ``X`` drawn from its conditional, in place.
 
-    ``S`` (n_rows, k) shifts the prior mean by (0, S[q]); a (n_rows, 0) array means no shift. Rows are
-    taken in chunks, so that each chunk allocates its P and b once; each row's draw does not depend on the chunks.
+    ``S`` (n_rows, k) shifts the prior mean by (0, S[q]); a (n_rows, 0) array means no shift. Each row's
+    partners are first gathered, transposed, into ``G`` (d, n_q) with ``G[0] = 1``, so that every entry of
+    the sum of the outer products of the partners' rows is one contiguous dot product (SIMD). Rows are taken in chunks,
+    so that each chunk allocates its buffers once; a row's draw does not depend on the chunks.
     """
     n_rows, d = X.shape
     k_off = S.shape[1]
+    max_degree = 0
+    for q in range(n_rows):
+        max_degree = max(max_degree, ptr[q + 1] - ptr[q])
     n_chunks = (n_rows + ROW_CHUNK - 1) // ROW_CHUNK
     for chunk in prange(n_chunks):
+        G = np.empty((d, max_degree))
+        t = np.empty(max_degree)
         P = np.empty((d, d))
         b = np.empty(d)
         for q in range(chunk * ROW_CHUNK, min(n_rows, (chunk + 1) * ROW_CHUNK)):
-            P[:] = Lam
-            b[:] = Lam_mu
+            start, n_q = ptr[q], ptr[q + 1] - ptr[q]
+            for p in range(n_q):
+                j = partners[start + p]
+                t[p] = target[start + p] - Z[j, 0]
+                G[0, p] = 1.0
+                for a in range(1, d):
+                    G[a, p] = Z[j, a]
             for a in range(d):
+                s = 0.0
+                for p in range(n_q):
+                    s += G[a, p] * t[p]
+                b[a] = Lam_mu[a] + alpha * s
                 for c in range(k_off):
                     b[a] += Lam[a, 1 + c] * S[q, c]
-            for p in range(ptr[q], ptr[q + 1]):
-                j = partners[p]
-                t = alpha * (target[p] - Z[j, 0])
-                b[0] += t
-                P[0, 0] += alpha
-                for a in range(1, d):
-                    za = Z[j, a]
-                    b[a] += t * za
-                    za *= alpha
-                    P[a, 0] += za
-                    for c in range(1, a + 1):  # lower triangle only: P is symmetric
-                        P[a, c] += za * Z[j, c]
+                for c in range(a + 1):  # lower triangle only: P is symmetric
+                    s = 0.0
+                    for p in range(n_q):
+                        s += G[a, p] * G[c, p]
+                    P[a, c] = Lam[a, c] + alpha * s
             _draw_gaussian(P, b, eps[q], X[q])
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def sample_implicit_numba(z, zeta, rho, D, item_ptr, item_users, scale, weight, eps):
+def sample_implicit_numba(z, psi, D, item_ptr, item_users, c, weight, eps):
     """Twin of :func:`npmf.bayes.gibbs.sample_implicit_coordinates`: the coordinates in parallel, in place.
 
-    Coordinate ``a`` touches only row ``a`` of ``z``, ``zeta``, ``rho`` and ``eps``
-    (hence their (k, n) layout): the coordinates are independent chains.
+    Coordinate ``a`` touches only row ``a`` of ``z``, ``psi`` and ``eps`` (hence their (k, n) layout):
+    the coordinates are independent chains.
     """
     k, n_items = z.shape
     for a in prange(k):
@@ -64,14 +73,13 @@ def sample_implicit_numba(z, zeta, rho, D, item_ptr, item_users, scale, weight, 
         for j in range(n_items):
             ell = weight[j] * z[a, j]
             for p in range(item_ptr[j], item_ptr[j + 1]):
-                u = item_users[p]
-                ell += scale[u] * (rho[a, u] - scale[u] * zeta[a, u])
+                ell += c[p] * psi[a, item_users[p]]
             precision = 1.0 + Da * weight[j]
             new = Da * ell / precision + eps[a, j] / np.sqrt(precision)
             delta = new - z[a, j]
             z[a, j] = new
             for p in range(item_ptr[j], item_ptr[j + 1]):
-                zeta[a, item_users[p]] += delta
+                psi[a, item_users[p]] -= c[p] * delta
 
 
 @njit(cache=True, parallel=True, fastmath=True)

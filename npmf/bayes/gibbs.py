@@ -140,7 +140,7 @@ def sample_implicit(Y_imp, S, E, n_rated, scale, weight, item_ptr, item_users, p
 
     so :math:`z_{ja} \sim \mathcal N(D_a \ell_{ja} / \pi_{ja},\ 1/\pi_{ja})` with
     :math:`\pi_{ja} = 1 + D_a \omega_j` (:func:`implicit_weights`) and
-    :math:`\ell_{ja} = \omega_j z_{ja} + \sum_{u \ni j} c_u(\tilde\rho_{ua} - c_u\zeta_{ua})`,
+    :math:`\ell_{ja} = \omega_j z_{ja} + \sum_{u \ni j} c_u\psi_{ua}`, :math:`\psi_u = \tilde\rho_u - c_u\zeta_u`,
     drawn item after item within a coordinate, the coordinates in parallel
     (:func:`sample_implicit_coordinates`). Part 7.3 of ``docs/derivation.md`` derives it.
 
@@ -165,26 +165,28 @@ def sample_implicit(Y_imp, S, E, n_rated, scale, weight, item_ptr, item_users, p
     root = np.sqrt(n_rated)
     A = T_inv @ np.linalg.inv(Lam_X[1:, 1:])  # rho_u = A (Lam_X e_u - Lam_X mu_X)[1:] - T^{-1} mu_Y sqrt|R(u)|
     rho = np.einsum("ab,nb->an", A @ Lam_X[1:], E) - (A @ Lam_mu_X[1:])[:, None] - np.outer(T_inv @ mu_Y, root)
-    zeta = np.einsum("ab,nb->an", T_inv, (S - np.outer(root, mu_Y)) / scale[:, None])  # S = c (|R| mu_Y + T zeta)
+    # psi_u = rho_u - c_u zeta_u, from S = sqrt|R(u)| mu_Y + c_u T zeta_u
+    psi = rho - np.einsum("ab,nb->an", T_inv, S - np.outer(root, mu_Y))
     z = np.einsum("ab,nb->an", T_inv, Y_imp - mu_Y)
-    (step or sample_implicit_coordinates)(z, zeta, rho, D, item_ptr, item_users, scale, weight, eps)
+    c = scale[item_users]  # c_u at every rating, in item order
+    (step or sample_implicit_coordinates)(z, psi, D, item_ptr, item_users, c, weight, eps)
     Y_imp[:] = mu_Y + np.einsum("ab,bn->na", T, z)
-    S[:] = np.outer(root, mu_Y) + scale[:, None] * np.einsum("ab,bn->na", T, zeta)
+    S[:] = np.outer(root, mu_Y) + np.einsum("ab,bn->na", T, rho - psi)
 
 
-def sample_implicit_coordinates(z, zeta, rho, D, item_ptr, item_users, scale, weight, eps):
+def sample_implicit_coordinates(z, psi, D, item_ptr, item_users, c, weight, eps):
     r"""The coordinate sweep of :func:`sample_implicit`: every :math:`z_{ja}`, item after item, in place.
 
-    ``z`` (k, n_items), ``zeta`` (k, n_users) kept equal to the sums of ``z``
-    over each user's items, ``rho`` (k, n_users), ``D`` (k,), ``eps`` (k, n_items).
+    ``z`` (k, n_items); ``psi`` (k, n_users), :math:`\psi_u = \tilde\rho_u - c_u\zeta_u`, kept current;
+    ``D`` (k,); ``c`` the raters' :math:`c_u`, aligned with ``item_users``; ``eps`` (k, n_items).
     """
     for j in range(z.shape[1]):
         us = item_users[item_ptr[j] : item_ptr[j + 1]]
-        c = scale[us]
-        ell = weight[j] * z[:, j] + (rho[:, us] - c * zeta[:, us]) @ c
+        c_j = c[item_ptr[j] : item_ptr[j + 1]]
+        ell = weight[j] * z[:, j] + psi[:, us] @ c_j
         precision = 1.0 + D * weight[j]
         new = D * ell / precision + eps[:, j] / np.sqrt(precision)
-        np.add.at(zeta.T, us, new - z[:, j])  # a user who rated j twice counts it twice, as zeta does
+        np.add.at(psi.T, us, -np.outer(c_j, new - z[:, j]))  # a user who rated j twice moves twice, as zeta does
         z[:, j] = new
 
 
