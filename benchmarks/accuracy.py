@@ -152,6 +152,12 @@ def main():
         action="store_true",
         help="keep the recorded rows of the models not rerun (each row says which run it is from)",
     )
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        default=None,
+        help="protocols to run (default: all); with --merge the others keep their recorded rows",
+    )
     args = parser.parse_args()
     runners = {f"npmf {name}": functools.partial(run_npmf, name) for name in args.presets}
     svd = surprise_runner()
@@ -163,6 +169,8 @@ def main():
     results = {}
     splits_by_protocol, floor = protocols()
     for protocol, splits in splits_by_protocol.items():
+        if args.protocols and protocol not in args.protocols:
+            continue
         for name, run in runners.items():
             rows = []
             for label, train, test, seed in splits:
