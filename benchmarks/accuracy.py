@@ -147,6 +147,17 @@ def _version(dist):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), help="npmf presets to run (default: all)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the recorded rows of the models not rerun (each row says which run it is from)",
+    )
+    parser.add_argument(
+        "--protocols",
+        nargs="+",
+        default=None,
+        help="protocols to run (default: all); with --merge the others keep their recorded rows",
+    )
     args = parser.parse_args()
     runners = {f"npmf {name}": functools.partial(run_npmf, name) for name in args.presets}
     svd = surprise_runner()
@@ -158,6 +169,8 @@ def main():
     results = {}
     splits_by_protocol, floor = protocols()
     for protocol, splits in splits_by_protocol.items():
+        if args.protocols and protocol not in args.protocols:
+            continue
         for name, run in runners.items():
             rows = []
             for label, train, test, seed in splits:
@@ -166,10 +179,34 @@ def main():
             mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "split"}
             results.setdefault(protocol, {})[name] = {"splits": rows, "mean": mean}
 
-    out = {"protocol": __doc__, "machine": machine(), "synthetic_floor_rmse": floor,
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "presets": {name: {"estimator": ESTIMATORS[name], **get_preset(name)} for name in args.presets},
-           "results": results}  # fmt: skip
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    for models in results.values():
+        for r in models.values():
+            r["run"] = date
+    presets = {name: {"estimator": ESTIMATORS[name], **get_preset(name)} for name in args.presets}
+    if args.merge and (RESULTS / "accuracy.json").exists():
+        old = json.loads((RESULTS / "accuracy.json").read_text())
+        for protocol, models in old["results"].items():
+            for name, r in models.items():
+                if name not in results.get(protocol, {}):
+                    r.setdefault("run", old["date"])
+                    results.setdefault(protocol, {})[name] = r
+        presets = {**old.get("presets", {}), **presets}
+        results = {
+            p: dict(
+                sorted(
+                    m.items(),
+                    key=lambda kv: (
+                        list(old["results"].get(p, {})).index(kv[0])
+                        if kv[0] in old["results"].get(p, {})
+                        else len(kv[0])
+                    ),
+                )
+            )
+            for p, m in results.items()
+        }
+    out = {"protocol": __doc__, "machine": machine(), "synthetic_floor_rmse": floor, "date": date,
+           "presets": presets, "results": results}  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "accuracy.json").write_text(json.dumps(out, indent=1))
     (RESULTS / "accuracy.md").write_text(markdown(out))
@@ -184,6 +221,10 @@ def markdown(out):
              "Fit times are wall seconds on a machine shared with other jobs: indicative only.", "",
              "| protocol | model | RMSE | RMSE clipped | MAE | rounded MAE | fit s | per split RMSE |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    older = sorted({f"{name} ({r['run']})" for models in out["results"].values() for name, r in models.items()
+                    if r.get("run", out["date"]) != out["date"]})  # fmt: skip
+    if older:
+        lines[-3:-3] = ["Rows kept from earlier runs (not rerun in this one): " + ", ".join(older) + ".", ""]
     for protocol, models in out["results"].items():
         for name, r in models.items():
             a = r["mean"]

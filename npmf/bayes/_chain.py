@@ -4,93 +4,130 @@ The conditionals are :mod:`npmf.bayes.gibbs` (NumPy, with their derivation); the
 rows are drawn by their Numba twins in :mod:`npmf.bayes._kernels`.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import gibbs
-from ._kernels import sample_implicit_numba, sample_rows_numba
+from ._kernels import residuals_numba, sample_implicit_numba, sample_rows_numba
 
-__all__ = ["Chain"]
+__all__ = ["Chain", "Hyperpriors"]
 
-# Hyperpriors (Salakhutdinov & Mnih 2008): Normal-Wishart with mean 0,
-# beta_0 = 2, W_0 = I, nu_0 = d; a vague Gamma(1, 1) on the noise precision.
-BETA_0 = 2.0
-NOISE_SHAPE, NOISE_RATE = 1.0, 1.0
+
+class Hyperpriors(NamedTuple):
+    """The fixed hyperpriors (Salakhutdinov & Mnih 2008): Normal-Wishart(0, beta_0, W_0 = I, nu_0) per block,
+    Gamma(noise_shape, noise_rate) on the noise precision, N(mu_mean, 1 / mu_precision) on the global mean
+    (precision 0: flat). ``nu_extra`` is nu_0 - d (0: nu_0 = d)."""
+
+    beta_0: float = 2.0
+    nu_extra: int = 0
+    noise_shape: float = 1.0
+    noise_rate: float = 1.0
+    mu_mean: float = 0.0
+    mu_precision: float = 0.0
+
+
+DEFAULT_HYPERPRIORS = Hyperpriors()
 
 
 class Chain:
     """The state of the Gibbs sampler, and one sweep over it (the order of :mod:`npmf.bayes.gibbs`).
 
-    Side 0 is the users, side 1 the items. Each side has rows (bias, factors),
-    its ratings grouped by row, and, with implicit feedback on that side, an
-    offset added to its factors: the scaled sum of the other side's implicit
-    factors over the row's ratings (users: SVD++'s :math:`s_u`; items: its mirror).
+    Side 0 is the users, side 1 the items. Each side has rows (bias, factors)
+    as predictions see them, its ratings grouped by row, and, with implicit
+    feedback on that side, the offset included in those factors: the scaled sum
+    of the other side's implicit factors over the row's ratings (users: SVD++'s
+    :math:`s_u`; items: its mirror). The prior is on the rows minus the offset.
+    Every per-sweep array is allocated here, once.
     """
 
-    def __init__(self, u, i, r, n_users, n_items, config, rng):
+    def __init__(self, u, i, r, n_users, n_items, config, rng, hyper=DEFAULT_HYPERPRIORS):
         k = config.n_factors
         d = k + 1
-        self.codes, self.r = (u, i), r
+        self.hyper = hyper
+        self.codes, self.r = (u, i), np.array(r, dtype=np.float64)
         self.grouped = (gibbs.ratings_by_row(u, i, n_users), gibbs.ratings_by_row(i, u, n_items))
-        self.rows = [np.zeros((n, d)) for n in (n_users, n_items)]  # (bias, factors)
+        self.rows = [np.zeros((n, d)) for n in (n_users, n_items)]  # (bias, factors + offset)
         for rows in self.rows:
             rows[:, 1:] = rng.normal(0.0, config.init_scale, (len(rows), k))
         self.priors = [(np.eye(d), np.zeros(d)), (np.eye(d), np.zeros(d))]  # (Lambda, Lambda mu) per block
         self.mu, self.alpha = float(r.mean()), 1.0
         self.implicit = {"none": (), "users": (0,), "both": (0, 1)}[config.implicit_feedback]
-        self.offsets = [None, None]  # per side: c_q sum of the partners' implicit factors
+        self.offsets = [np.zeros((n, 0)) for n in (n_users, n_items)]  # per side: c_q sum of partners' implicit
         self.implicit_factors = [None, None]  # per side: the implicit factors of the *other* side's rows
-        self.scales = [None, None]
+        self.n_rated, self.scales, self.weights = [None, None], [None, None], [None, None]
         for side in self.implicit:
             other = 1 - side
             self.offsets[side] = np.zeros((len(self.rows[side]), k))
             self.implicit_factors[side] = np.zeros((len(self.rows[other]), k))
-            self.scales[side] = 1.0 / np.sqrt(np.diff(self.grouped[side][0]))
+            self.n_rated[side] = np.diff(self.grouped[side][0]).astype(np.float64)
+            self.scales[side] = 1.0 / np.sqrt(self.n_rated[side])
+            mine, theirs = self.codes[side], self.codes[other]
+            self.weights[side] = gibbs.implicit_weights(mine, theirs, self.scales[side], len(self.rows[other]))
             self.priors.append((np.eye(k), np.zeros(k)))
+        # buffers, reused by every sweep
+        self.sorted_r = [self.r[order] for _, _, order in self.grouped]
+        self.targets = [np.empty(len(r)) for _ in (0, 1)]
+        self.eps = [np.empty(rows.shape) for rows in self.rows]
+        self.eps_implicit = [None if f is None else np.empty(f.shape[::-1]) for f in self.implicit_factors]
+        # rows minus offsets, what the priors are drawn from (the rows themselves without an offset)
+        self.base = [rows.copy() if side in self.implicit else rows for side, rows in enumerate(self.rows)]
+        self.err = np.empty(len(r))
 
     def effective(self, side):
-        """A side's rows as predictions see them: (bias, factors + implicit offset)."""
-        if self.offsets[side] is None:
-            return self.rows[side]
-        rows = self.rows[side].copy()
-        rows[:, 1:] += self.offsets[side]
-        return rows
+        """A side's rows as predictions see them: (bias, factors + implicit offset); not a copy."""
+        return self.rows[side]
 
     def errors(self):
-        """Residuals r - r_hat of every rating at the current state."""
-        u, i = self.codes
-        return gibbs.residuals(self.effective(0), self.effective(1), self.mu, u, i, self.r)
+        """Residuals r - r_hat of every rating at the current state (a buffer the next sweep overwrites)."""
+        self.err_sums = residuals_numba(self.rows[0], self.rows[1], self.mu, *self.codes, self.r, self.err)
+        return self.err
 
     def sweep(self, rng):
         """Draw every block once from its conditional; returns the training MSE after the sweep."""
+        hyper = self.hyper
         for side in (0, 1):
-            other = self.effective(1 - side)
-            target = self.r - self.mu
-            if self.offsets[side] is not None:  # the offset's part of the prediction is fixed here
-                mine, theirs = self.codes[side], self.codes[1 - side]
-                target = target - np.einsum("nk,nk->n", self.offsets[side][mine], other[theirs, 1:])
-            _sample_side(self.rows[side], other, self.grouped[side], target, self.alpha, self.priors[side], rng)
-        for q, side in enumerate(self.implicit):
-            ptr, partners, order = self.grouped[side]
-            other_ptr, other_partners, _ = self.grouped[1 - side]
-            factors = np.ascontiguousarray(self.effective(1 - side)[:, 1:])
-            eps = rng.standard_normal(self.implicit_factors[side].shape)
-            sample_implicit_numba(
-                self.implicit_factors[side], factors, self.offsets[side], ptr, partners, other_ptr, other_partners,
-                self.errors()[order], self.scales[side], self.alpha, *self.priors[2 + q], eps,
+            ptr, partners, _ = self.grouped[side]
+            np.subtract(self.sorted_r[side], self.mu, out=self.targets[side])
+            rng.standard_normal(out=self.eps[side])
+            sample_rows_numba(
+                self.rows[side], self.rows[1 - side], ptr, partners, self.targets[side], self.alpha,
+                *self.priors[side], self.offsets[side], self.eps[side],
             )  # fmt: skip
+        for q, side in enumerate(self.implicit):
+            rng.standard_normal(out=self.eps_implicit[side])
+            ptr, partners, _ = self.grouped[1 - side]
+            gibbs.sample_implicit(
+                self.implicit_factors[side], self.offsets[side], self.rows[side], self.n_rated[side],
+                self.scales[side], self.weights[side], ptr, partners, self.priors[side], self.priors[2 + q],
+                self.eps_implicit[side], step=sample_implicit_numba,
+            )  # fmt: skip
+        mse = self.sample_mean_and_noise(rng)  # the implicit step moves no prediction: residuals are final
+        for side in self.implicit:
+            np.subtract(self.rows[side][:, 1:], self.offsets[side], out=self.base[side][:, 1:])
+            self.base[side][:, 0] = self.rows[side][:, 0]
+        blocks = self.base + [self.implicit_factors[side] for side in self.implicit]
+        self.priors = [
+            gibbs.sample_normal_wishart(Z, hyper.beta_0, np.eye(Z.shape[1]), Z.shape[1] + hyper.nu_extra, rng)
+            for Z in blocks
+        ]
+        return mse
+
+    def sample_mean_and_noise(self, rng):
+        """Draw the global mean, then the noise precision from the residuals at the new mean; returns their MSE."""
+        hyper = self.hyper
         err = self.errors()
-        new_mu = gibbs.sample_global_mean(self.mu, err, self.alpha, rng)
-        err -= new_mu - self.mu
+        total, squares = self.err_sums
+        new_mu = gibbs.sample_global_mean(self.mu, err, self.alpha, rng, (hyper.mu_mean, hyper.mu_precision), total)
+        shift, n = new_mu - self.mu, len(err)
         self.mu = new_mu
-        sse = float(err @ err)
-        self.alpha = gibbs.sample_noise_precision(sse, len(err), NOISE_SHAPE, NOISE_RATE, rng)
-        blocks = self.rows + [self.implicit_factors[side] for side in self.implicit]
-        self.priors = [gibbs.sample_normal_wishart(Z, BETA_0, np.eye(Z.shape[1]), Z.shape[1], rng) for Z in blocks]
-        return sse / len(err)
+        # the residuals at the new mu: sum (e - shift)^2, without a BLAS dot (its threads spin against ours)
+        sse = squares - 2.0 * shift * total + n * shift * shift
+        self.alpha = gibbs.sample_noise_precision(sse, n, hyper.noise_shape, hyper.noise_rate, rng)
+        return sse / n
 
-
-def _sample_side(rows, other, grouped, target, alpha, prior, rng):
-    """Draw every row of ``rows`` given the ``other`` side (gibbs.sample_rows, in Numba)."""
-    ptr, partners, order = grouped
-    eps = rng.standard_normal(rows.shape)
-    sample_rows_numba(rows, other, ptr, partners, target[order], alpha, *prior, eps)
+    def set_ratings(self, r):
+        """Replace the ratings (same pairs, in the same order), as a joint-distribution test does between sweeps."""
+        self.r[:] = r
+        for side, (_, _, order) in enumerate(self.grouped):
+            self.sorted_r[side][:] = r[order]

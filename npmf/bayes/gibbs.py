@@ -30,12 +30,13 @@ conditional given all the others (``docs/derivation.md``, part 3, derives them):
 2. :func:`sample_global_mean` and :func:`sample_noise_precision`;
 3. :func:`sample_normal_wishart` for each side's :math:`(\mu, \Lambda)`.
 
-With implicit feedback (SVD++), step 1 is followed by :func:`sample_implicit`,
-and the user factors seen by the items are :math:`w_u + s_u`; with feedback on
-both sides, the same function then draws the items' mirror image.
+With implicit feedback (SVD++), the rows are the effective rows, with factors
+:math:`w_u + s_u`, and step 1 is followed by :func:`sample_implicit`, which
+draws the implicit factors given them; with feedback on both sides, the same
+function then draws the items' mirror image.
 
 The Numba kernels in :mod:`npmf.bayes._kernels` draw exactly as
-:func:`sample_rows` and :func:`sample_implicit` do, from the same standard normals.
+:func:`sample_rows` and :func:`sample_implicit_coordinates` do, from the same standard normals.
 """
 
 import numpy as np
@@ -44,7 +45,9 @@ __all__ = [
     "ratings_by_row",
     "row_precision",
     "sample_rows",
+    "implicit_weights",
     "sample_implicit",
+    "sample_implicit_coordinates",
     "sample_global_mean",
     "sample_noise_precision",
     "sample_normal_wishart",
@@ -77,7 +80,7 @@ def row_precision(Z, alpha, Lam):
     return Lam + alpha * Zt.T @ Zt
 
 
-def sample_rows(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps):
+def sample_rows(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps, S=None):
     r"""Draw every row of ``X`` (n_rows, d) from its Gaussian conditional, in place.
 
     Row ``q`` is rated against partner rows ``Z[partners[ptr[q]:ptr[q+1]]]``
@@ -87,79 +90,104 @@ def sample_rows(X, Z, ptr, partners, target, alpha, Lam, Lam_mu, eps):
     .. math::
 
         P = \Lambda + \alpha \sum_j \tilde z_j \tilde z_j^\top, \qquad
-        m = P^{-1}\Big(\Lambda\mu_0 + \alpha \sum_j t_j \tilde z_j\Big), \qquad
+        m = P^{-1}\Big(\Lambda(\mu_0 + (0, s_q)) + \alpha \sum_j t_j \tilde z_j\Big), \qquad
         x_q = m + L^{-\top}\varepsilon_q
 
     where :math:`P = L L^\top` (Cholesky) and :math:`\varepsilon_q` = ``eps[q]``
     are standard normals: :math:`\operatorname{Cov}(L^{-\top}\varepsilon) =
-    (L L^\top)^{-1} = P^{-1}`. ``Lam_mu`` is :math:`\Lambda\mu_0`.
+    (L L^\top)^{-1} = P^{-1}`. ``Lam_mu`` is :math:`\Lambda\mu_0`. With implicit
+    feedback the rows are the effective rows :math:`(b_q, w_q + s_q)`, whose
+    prior mean is shifted by the implicit offset ``S[q]`` (n_rows, k); None: no offset.
     """
     for q in range(len(X)):
         js = partners[ptr[q] : ptr[q + 1]]
         Z_q = Z[js]
         P = row_precision(Z_q, alpha, Lam)
         Zt = np.column_stack([np.ones(len(js)), Z_q[:, 1:]])
-        b = Lam_mu + alpha * Zt.T @ (target[ptr[q] : ptr[q + 1]] - Z_q[:, 0])
+        prior = Lam_mu if S is None else Lam_mu + Lam[:, 1:] @ S[q]
+        b = prior + alpha * Zt.T @ (target[ptr[q] : ptr[q + 1]] - Z_q[:, 0])
         L = np.linalg.cholesky(P)
         y = np.linalg.solve(L, b)  # L y = b, so m = L^{-T} y
         X[q] = np.linalg.solve(L.T, y + eps[q])
 
 
-def sample_implicit(Y_imp, H, S, user_ptr, user_items, item_ptr, item_users, err, scale, alpha, Lam, Lam_mu, eps):
-    r"""Draw the implicit item factors :math:`y_j` one item at a time, in place (SVD++ feedback).
+def implicit_weights(rows, partners, scale, n_partners):
+    r""":math:`\omega_j = \sum_{u \ni j} c_u^2 m_{uj}^2` per partner ``j`` (:math:`m_{uj}`: times ``u`` rated ``j``)."""
+    pairs, counts = np.unique(rows.astype(np.int64) * n_partners + partners, return_counts=True)
+    weights = scale[pairs // n_partners] ** 2 * counts**2
+    return np.bincount(pairs % n_partners, weights=weights, minlength=n_partners)
 
-    With implicit feedback each user's factors are :math:`w_u + s_u`, where
-    :math:`s_u = c_u \sum_{j \in R(u)} y_j` sums the implicit factors of the
-    items the user rated in training, :math:`c_u = |R(u)|^{-1/2}` (``scale``;
-    Koren's SVD++, sampled as in Rendle's Bayesian SVD++). :math:`y_j` enters
-    the prediction of every rating :math:`(u, i)` of every user :math:`u` who
-    rated :math:`j` as :math:`c_u\, y_j \cdot h_i`: a linear regression with
-    regressors :math:`c_u h_i` and targets :math:`e_{ui} + c_u y_j \cdot h_i`
-    (the residual without :math:`y_j`'s part). With
-    :math:`G_u = \sum_{i \in R(u)} h_i h_i^\top` and
-    :math:`g_u = \sum_{i \in R(u)} e_{ui} h_i`,
+
+def sample_implicit(Y_imp, S, E, n_rated, scale, weight, item_ptr, item_users, prior_rows, prior_imp, eps, step=None):
+    r"""Draw the implicit factors :math:`y_j` given the effective rows, in place (SVD++ feedback).
+
+    Each row's effective factors are :math:`v_u = w_u + s_u`, with
+    :math:`s_u = c_u \sum_{j \in R(u)} y_j` over the partners it rated,
+    :math:`c_u = |R(u)|^{-1/2}` (``scale``; Koren's SVD++, sampled as in
+    Rendle's Bayesian SVD++). The ratings see only :math:`v_u`, so given the
+    effective rows ``E`` (n_rows, d) = :math:`(b_u, v_u)` the :math:`y_j` enter
+    only the row prior :math:`(b_u, v_u - s_u) \sim \mathcal N(\mu_X, \Lambda_X^{-1})`:
+    :math:`s_u` is "observed" as :math:`\rho_u = \Lambda_{ff}^{-1}[\Lambda_X(e_u - \mu_X)]_{1:}`
+    with precision :math:`\Lambda_{ff} = \Lambda_{X,1:,1:}`. Take :math:`T` with
+    :math:`T^\top\Lambda_Y T = I` and :math:`T^\top\Lambda_{ff}T = D` diagonal and
+    put :math:`y_j = \mu_Y + T z_j`: the conditional splits into ``k`` independent
+    coordinates, and in coordinate :math:`a`, with :math:`\zeta_u = \sum_{j\in R(u)} z_j`,
 
     .. math::
 
-        P_j = \Lambda + \alpha \sum_{u \ni j} c_u^2 G_u, \qquad
-        b_j = \Lambda\mu_0 + \alpha \sum_{u \ni j} c_u \big(g_u + c_u G_u y_j\big)
+        \log p = -\tfrac12 \sum_j z_{ja}^2 - \tfrac{D_a}2 \sum_u \big(c_u\zeta_{ua} - \tilde\rho_{ua}\big)^2,
+        \qquad \tilde\rho_u = T^{-1}\big(\rho_u - \sqrt{|R(u)|}\,\mu_Y\big)
 
-    and :math:`y_j \sim \mathcal N(P_j^{-1} b_j, P_j^{-1})`. After the draw,
-    the change :math:`\Delta` moves :math:`s_u` by :math:`c_u\Delta` and
-    :math:`g_u` by :math:`-c_u G_u \Delta` for every :math:`u \ni j`, so each
-    sweep costs :math:`O(\mathrm{nnz}\, k^2)`, not :math:`O(\sum_u |R(u)|^2 k)`.
-    Part 7.3 of ``docs/derivation.md`` derives it.
+    so :math:`z_{ja} \sim \mathcal N(D_a \ell_{ja} / \pi_{ja},\ 1/\pi_{ja})` with
+    :math:`\pi_{ja} = 1 + D_a \omega_j` (:func:`implicit_weights`) and
+    :math:`\ell_{ja} = \omega_j z_{ja} + \sum_{u \ni j} c_u\psi_{ua}`, :math:`\psi_u = \tilde\rho_u - c_u\zeta_u`,
+    drawn item after item within a coordinate, the coordinates in parallel
+    (:func:`sample_implicit_coordinates`). Part 7.3 of ``docs/derivation.md`` derives it.
 
     Parameters
     ----------
-    Y_imp : (n_items, k), updated; H : (n_items, k), the item factors
-    S : (n_users, k), :math:`s_u`, updated
-    user_ptr, user_items : the ratings grouped by user (:func:`ratings_by_row`)
-    item_ptr, item_users : grouped by item
-    err : residuals :math:`r - \hat r`, aligned with ``user_items``
-    scale : (n_users,), :math:`c_u`
-    alpha : the noise precision :math:`\alpha`
-    Lam, Lam_mu : the prior's precision :math:`\Lambda` and :math:`\Lambda\mu_0`
-    eps : (n_items, k) standard normals
+    Y_imp : (n_items, k), updated; S : (n_users, k), :math:`s_u`, updated
+    E : (n_users, d), the effective rows; n_rated : (n_users,), :math:`|R(u)|`
+    scale : (n_users,), :math:`c_u`; weight : (n_items,), :math:`\omega_j`
+    item_ptr, item_users : the ratings grouped by item (:func:`ratings_by_row`)
+    prior_rows, prior_imp : :math:`(\Lambda_X, \Lambda_X\mu_X)` and :math:`(\Lambda_Y, \Lambda_Y\mu_Y)`
+    eps : (k, n_items) standard normals
+    step : the coordinate sweep, :func:`sample_implicit_coordinates` or its Numba twin
     """
-    n_users, k = S.shape
-    G = np.zeros((n_users, k, k))
-    g = np.zeros((n_users, k))
-    for u in range(n_users):
-        Hu = H[user_items[user_ptr[u] : user_ptr[u + 1]]]
-        G[u] = Hu.T @ Hu
-        g[u] = Hu.T @ err[user_ptr[u] : user_ptr[u + 1]]
-    for j in range(len(Y_imp)):
+    # Small k x k factorisations, then einsum over the rows: no multi-threaded BLAS call, which
+    # would spin against the kernels' threads (it made a sweep four times slower on two cores).
+    (Lam_X, Lam_mu_X), (Lam_Y, Lam_mu_Y) = prior_rows, prior_imp
+    mu_Y = np.linalg.solve(Lam_Y, Lam_mu_Y)
+    L = np.linalg.cholesky(Lam_Y)
+    L_inv = np.linalg.inv(L)
+    D, Q = np.linalg.eigh(L_inv @ Lam_X[1:, 1:] @ L_inv.T)
+    T, T_inv = L_inv.T @ Q, Q.T @ L.T
+    root = np.sqrt(n_rated)
+    A = T_inv @ np.linalg.inv(Lam_X[1:, 1:])  # rho_u = A (Lam_X e_u - Lam_X mu_X)[1:] - T^{-1} mu_Y sqrt|R(u)|
+    rho = np.einsum("ab,nb->an", A @ Lam_X[1:], E) - (A @ Lam_mu_X[1:])[:, None] - np.outer(T_inv @ mu_Y, root)
+    # psi_u = rho_u - c_u zeta_u, from S = sqrt|R(u)| mu_Y + c_u T zeta_u
+    psi = rho - np.einsum("ab,nb->an", T_inv, S - np.outer(root, mu_Y))
+    z = np.einsum("ab,nb->an", T_inv, Y_imp - mu_Y)
+    c = scale[item_users]  # c_u at every rating, in item order
+    (step or sample_implicit_coordinates)(z, psi, D, item_ptr, item_users, c, weight, eps)
+    Y_imp[:] = mu_Y + np.einsum("ab,bn->na", T, z)
+    S[:] = np.outer(root, mu_Y) + np.einsum("ab,bn->na", T, rho - psi)
+
+
+def sample_implicit_coordinates(z, psi, D, item_ptr, item_users, c, weight, eps):
+    r"""The coordinate sweep of :func:`sample_implicit`: every :math:`z_{ja}`, item after item, in place.
+
+    ``z`` (k, n_items); ``psi`` (k, n_users), :math:`\psi_u = \tilde\rho_u - c_u\zeta_u`, kept current;
+    ``D`` (k,); ``c`` the raters' :math:`c_u`, aligned with ``item_users``; ``eps`` (k, n_items).
+    """
+    for j in range(z.shape[1]):
         us = item_users[item_ptr[j] : item_ptr[j + 1]]
-        c = scale[us]
-        P = Lam + alpha * np.einsum("u,uab->ab", c * c, G[us])
-        b = Lam_mu + alpha * (c @ g[us] + np.einsum("u,uab,b->a", c * c, G[us], Y_imp[j]))
-        L = np.linalg.cholesky(P)
-        delta = np.linalg.solve(L.T, np.linalg.solve(L, b) + eps[j]) - Y_imp[j]
-        Y_imp[j] += delta
-        # add.at: a user who rated j twice is moved twice, as the sums above count them
-        np.add.at(S, us, c[:, None] * delta)
-        np.add.at(g, us, -c[:, None] * (G[us] @ delta))
+        c_j = c[item_ptr[j] : item_ptr[j + 1]]
+        ell = weight[j] * z[:, j] + psi[:, us] @ c_j
+        precision = 1.0 + D * weight[j]
+        new = D * ell / precision + eps[:, j] / np.sqrt(precision)
+        np.add.at(psi.T, us, -np.outer(c_j, new - z[:, j]))  # a user who rated j twice moves twice, as zeta does
+        z[:, j] = new
 
 
 def predict(X, Y, mu, users, items):
@@ -173,14 +201,21 @@ def residuals(X, Y, mu, users, items, ratings):
     return ratings - predict(X, Y, mu, users, items)
 
 
-def sample_global_mean(mu, err, alpha, rng):
-    r"""Draw :math:`\mu` given everything else, under a flat prior.
+def sample_global_mean(mu, err, alpha, rng, prior=(0.0, 0.0), total=None):
+    r"""Draw :math:`\mu` given everything else, under a prior :math:`\mathcal N(m_0, \tau_0^{-1})`.
 
     With residuals ``err`` :math:`= r - \hat r` computed at the current
     :math:`\mu`, the ratings say :math:`\mu + \bar e` with precision
-    :math:`\alpha n`: :math:`\mu \sim \mathcal N(\mu + \bar e, 1/(\alpha n))`.
+    :math:`\alpha n`: :math:`\mu \sim \mathcal N\big((\tau_0 m_0 + \alpha n(\mu + \bar e))/\tau,\ 1/\tau\big)`,
+    :math:`\tau = \tau_0 + \alpha n`. ``prior`` is :math:`(m_0, \tau_0)`; the
+    default :math:`\tau_0 = 0` is the flat prior the estimator uses. ``total``:
+    ``err.sum()`` when the caller has it.
     """
-    return float(rng.normal(mu + err.mean(), 1.0 / np.sqrt(alpha * len(err))))
+    m0, tau0 = prior
+    n = len(err)
+    mean = (err.sum() if total is None else total) / n
+    tau = tau0 + alpha * n
+    return float(rng.normal((tau0 * m0 + alpha * n * (mu + mean)) / tau, 1.0 / np.sqrt(tau)))
 
 
 def sample_noise_precision(sse, n, a0, b0, rng):
@@ -213,7 +248,7 @@ def sample_normal_wishart(X, beta0, W0_inv, nu0, rng):
     n, d = X.shape
     xbar = X.mean(axis=0)
     centred = X - xbar
-    W_inv = W0_inv + centred.T @ centred + (beta0 * n / (beta0 + n)) * np.outer(xbar, xbar)
+    W_inv = W0_inv + np.einsum("na,nb->ab", centred, centred) + (beta0 * n / (beta0 + n)) * np.outer(xbar, xbar)
     L = np.linalg.cholesky(np.linalg.inv(W_inv))
     A = np.zeros((d, d))
     for j in range(d):

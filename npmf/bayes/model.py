@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 
 from ..core.encoding import factorize_ids
 from ..core.factor_model import FactorModel
@@ -80,6 +81,10 @@ class BayesianMatrixFactorization(FactorModel):
         The kept samples' factors side by side, scaled by :math:`1/\sqrt S`.
     user_bias_, item_bias_ : ndarray
         Posterior means of the biases.
+    user_factor_means_, item_factor_means_ : ndarray of shape (n_users, k), (n_items, k)
+        Posterior means of the factors (with implicit feedback, of the
+        effective factors predictions use): what ``user_embeddings`` and
+        ``item_embeddings`` return. Predictions average the samples instead.
     global_mean_ : float
         Posterior mean of :math:`\mu`.
     n_samples_ : int
@@ -191,7 +196,7 @@ class BayesianMatrixFactorization(FactorModel):
         keep = set(np.linspace(config.burn_in, config.epochs - 1, config.n_kept_samples).round().astype(int))
         S = len(keep)
         W_all, H_all = np.empty((M, S * k)), np.empty((N, S * k))
-        sums = {"bu": np.zeros(M), "bi": np.zeros(N), "mu": 0.0}
+        sums = {"bu": np.zeros(M), "bi": np.zeros(N), "mu": 0.0, "W": np.zeros((M, k)), "H": np.zeros((N, k))}
         history = {"loss": [], "noise_std": [], "seconds": []}
         log = EpochLog(history, config.epochs, self.verbose, callback)
         if val is not None:
@@ -207,6 +212,8 @@ class BayesianMatrixFactorization(FactorModel):
                 H_all[:, s * k : (s + 1) * k] = Y[:, 1:]
                 sums["bu"] += X[:, 0]
                 sums["bi"] += Y[:, 0]
+                sums["W"] += X[:, 1:]
+                sums["H"] += Y[:, 1:]
                 sums["mu"] += chain.mu
                 s += 1
             seconds = time.perf_counter() - start
@@ -228,14 +235,38 @@ class BayesianMatrixFactorization(FactorModel):
             "user_bias_": sums["bu"] / S,
             "item_bias_": sums["bi"] / S,
             "global_mean_": sums["mu"] / S,
+            "user_factor_means_": sums["W"] / S,
+            "item_factor_means_": sums["H"] / S,
             "history_": history,
         }
 
+    def user_embeddings(self) -> pd.DataFrame:
+        """Posterior-mean user factors (k columns) as a DataFrame indexed by raw user id."""
+        self._check_fitted()
+        return pd.DataFrame(self.user_factor_means_, index=pd.Index(self.user_ids_, name="user_id"))
+
+    def item_embeddings(self) -> pd.DataFrame:
+        """Posterior-mean item factors (k columns) as a DataFrame indexed by raw item id."""
+        self._check_fitted()
+        return pd.DataFrame(self.item_factor_means_, index=pd.Index(self.item_ids_, name="item_id"))
+
     def _state_arrays(self):
-        return {"n_samples": np.int64(self.n_samples_)}
+        return {
+            "n_samples": np.int64(self.n_samples_),
+            "user_factor_means": self.user_factor_means_,
+            "item_factor_means": self.item_factor_means_,
+        }
 
     def _restore_state(self, arrays):
         self.n_samples_ = int(arrays["n_samples"])
+        for side in ("user", "item"):
+            name = f"{side}_factor_means"
+            if name in arrays:
+                setattr(self, f"{name}_", arrays[name])
+            else:  # a 0.1.0 file: the mean of the side-by-side samples, each stored over sqrt(S)
+                factors = getattr(self, f"{side}_factors_")
+                S = self.n_samples_
+                setattr(self, f"{name}_", (factors * np.sqrt(S)).reshape(len(factors), S, -1).mean(axis=1))
 
     @classmethod
     def _check_saved_state(cls, arrays, params):

@@ -7,7 +7,7 @@ from helpers import planted
 
 import npmf
 from npmf.bayes import gibbs
-from npmf.bayes._kernels import sample_implicit_numba, sample_rows_numba
+from npmf.bayes._kernels import residuals_numba, sample_implicit_numba, sample_rows_numba
 
 
 def problem(n_rows=9, n_other=7, n=80, k=3, seed=0):
@@ -27,11 +27,24 @@ def test_row_kernel_matches_numpy_twin():
     ptr, partners, order = gibbs.ratings_by_row(rows, cols, len(X))
     Lam_mu = rng.normal(0, 1, X.shape[1])
     eps = rng.standard_normal(X.shape)
-    X_np, X_nb = X.copy(), X.copy()
-    gibbs.sample_rows(X_np, Z, ptr, partners, r[order], 1.7, Lam, Lam_mu, eps)
-    sample_rows_numba(X_nb, Z, ptr, partners, r[order], 1.7, Lam, Lam_mu, eps)
-    assert not np.allclose(X_np, X)
-    np.testing.assert_allclose(X_nb, X_np, rtol=1e-12, atol=1e-12)
+    for S in (None, rng.normal(0, 1, (len(X), X.shape[1] - 1))):
+        X_np, X_nb = X.copy(), X.copy()
+        gibbs.sample_rows(X_np, Z, ptr, partners, r[order], 1.7, Lam, Lam_mu, eps, S)
+        S_nb = np.zeros((len(X), 0)) if S is None else S
+        sample_rows_numba(X_nb, Z, ptr, partners, r[order], 1.7, Lam, Lam_mu, S_nb, eps)
+        assert not np.allclose(X_np, X)
+        np.testing.assert_allclose(X_nb, X_np, rtol=1e-12, atol=1e-12)
+
+
+def test_residual_kernel_matches_numpy_twin():
+    rows, cols, r, X, Z, Lam, rng = problem(seed=9)
+    out = np.empty(len(r))
+    total, squares = residuals_numba(X, Z, 0.7, rows, cols, r, out)
+    expected = gibbs.residuals(X, Z, 0.7, rows, cols, r)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert total == pytest.approx(expected.sum(), rel=1e-12) and squares == pytest.approx(
+        expected @ expected, rel=1e-12
+    )
 
 
 def test_row_draw_with_zero_noise_is_the_ridge_solution():
@@ -39,7 +52,7 @@ def test_row_draw_with_zero_noise_is_the_ridge_solution():
     rows, cols, r, X, Z, Lam, rng = problem(seed=3)
     ptr, partners, order = gibbs.ratings_by_row(rows, cols, len(X))
     alpha, Lam_mu = 2.5, rng.normal(0, 1, X.shape[1])
-    sample_rows_numba(X, Z, ptr, partners, r[order], alpha, Lam, Lam_mu, np.zeros_like(X))
+    sample_rows_numba(X, Z, ptr, partners, r[order], alpha, Lam, Lam_mu, np.zeros((len(X), 0)), np.zeros_like(X))
     for q in range(len(X)):
         mine = rows == q
         design = np.column_stack([np.ones(mine.sum()), Z[cols[mine], 1:]])
@@ -55,57 +68,94 @@ def test_row_draws_have_the_posterior_covariance():
     P = gibbs.row_precision(Z[partners], alpha, Lam)
     draws = np.empty((20000, X.shape[1]))
     for s in range(len(draws)):
-        sample_rows_numba(X, Z, ptr, partners, r[order], alpha, Lam, np.zeros(X.shape[1]), rng.standard_normal(X.shape))
+        eps = rng.standard_normal(X.shape)
+        sample_rows_numba(X, Z, ptr, partners, r[order], alpha, Lam, np.zeros(X.shape[1]), np.zeros((1, 0)), eps)
         draws[s] = X[0]
     cov = np.cov(draws.T)
     np.testing.assert_allclose(cov, np.linalg.inv(P), atol=0.05 * np.abs(np.linalg.inv(P)).max())
 
 
-def implicit_problem(seed=0, k=3):
+def implicit_problem(seed=0, k=3, n_users=8, n_items=6, n=30):
+    """Users' effective rows, implicit item factors and priors; user 0 rates item 1 twice."""
     rng = np.random.default_rng(seed)
-    users, items = np.divmod(rng.choice(8 * 6, 30, replace=False), 6)
-    users[:8], items[:6] = np.arange(8), np.arange(6)  # everyone rated something
-    by_user = gibbs.ratings_by_row(users, items, 8)
-    by_item = gibbs.ratings_by_row(items, users, 6)
-    scale = 1 / np.sqrt(np.diff(by_user[0]))
-    A = rng.normal(0, 0.3, (k, k))
-    return users, items, by_user, by_item, scale, A @ A.T + np.eye(k), rng
+    users, items = np.divmod(rng.choice(n_users * n_items, n, replace=False), n_items)
+    users[:n_users], items[:n_items] = np.arange(n_users), np.arange(n_items)  # everyone rated something
+    users, items = np.append(users, 0), np.append(items, 1)
+    by_user = gibbs.ratings_by_row(users, items, n_users)
+    by_item = gibbs.ratings_by_row(items, users, n_items)
+    n_rated = np.diff(by_user[0]).astype(float)
+    scale = 1 / np.sqrt(n_rated)
+    weight = gibbs.implicit_weights(users, items, scale, n_items)
+
+    def spd(d):
+        A = rng.normal(0, 0.5, (d, d))
+        return A @ A.T + np.eye(d)
+
+    Lam_X, Lam_Y = spd(k + 1), spd(k)
+    priors = ((Lam_X, Lam_X @ rng.normal(0, 1, k + 1)), (Lam_Y, Lam_Y @ rng.normal(0, 1, k)))
+    E = rng.normal(0, 1, (n_users, k + 1))
+    Y = rng.normal(0, 0.3, (n_items, k))
+    S = np.zeros((n_users, k))
+    np.add.at(S, users, scale[users, None] * Y[items])
+    args = (n_rated, scale, weight, *by_item[:2], *priors)
+    return users, items, E, Y, S, args, rng
 
 
 def test_implicit_kernel_matches_numpy_twin():
-    users, items, by_user, by_item, scale, Lam, rng = implicit_problem()
-    k = Lam.shape[0]
-    H, Y0 = rng.normal(0, 1, (6, k)), rng.normal(0, 0.3, (6, k))
-    S0 = np.array([scale[u] * Y0[by_user[1][by_user[0][u] : by_user[0][u + 1]]].sum(0) for u in range(8)])
-    err, eps, Lam_mu = rng.normal(0, 1, len(users)), rng.standard_normal((6, k)), rng.normal(0, 1, k)
+    users, items, E, Y0, S0, args, rng = implicit_problem()
+    eps = rng.standard_normal(Y0.shape[::-1])
     out = []
-    for kernel in (gibbs.sample_implicit, sample_implicit_numba):
+    for step in (gibbs.sample_implicit_coordinates, sample_implicit_numba):
         Y, S = Y0.copy(), S0.copy()
-        kernel(Y, H, S, *by_user[:2], *by_item[:2], err, scale, 1.3, Lam, Lam_mu, eps)
+        gibbs.sample_implicit(Y, S, E, *args, eps, step=step)
         out.append((Y, S))
+    assert not np.allclose(out[0][0], Y0)
     np.testing.assert_allclose(out[1][0], out[0][0], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out[1][1], out[0][1], rtol=1e-12, atol=1e-12)
-    # s_u still sums the (new) implicit factors of the user's items
-    S_new = np.array([scale[u] * out[0][0][by_user[1][by_user[0][u] : by_user[0][u + 1]]].sum(0) for u in range(8)])
+    # s_u still sums the (new) implicit factors of the user's items, counting user 0's repeat twice
+    S_new = np.zeros_like(S0)
+    np.add.at(S_new, users, args[1][users, None] * out[0][0][items])
     np.testing.assert_allclose(out[0][1], S_new, atol=1e-12)
 
 
-def test_implicit_draw_with_zero_noise_is_the_ridge_solution():
-    """For one item, eps = 0 gives the least-squares fit of its implicit factors to the residuals."""
-    users, items, by_user, by_item, scale, Lam, rng = implicit_problem(seed=2)
-    k = Lam.shape[0]
-    H = rng.normal(0, 1, (6, k))
-    Y, S = np.zeros((6, k)), np.zeros((8, k))
-    ratings = rng.normal(0, 1, len(users))  # with Y = 0 the residual is the rating itself
-    err = ratings[by_user[2]]
-    eps = np.zeros((6, k))
-    sample_implicit_numba(Y, H, S, *by_user[:2], *by_item[:2], err, scale, 2.0, Lam, np.zeros(k), eps)
-    # item 0 is drawn first, from residuals that no other y has touched yet
-    raters = users[items == 0]
-    mine = np.isin(users, raters)
-    design = scale[users[mine], None] * H[items[mine]]
-    expected = np.linalg.solve(Lam + 2.0 * design.T @ design, 2.0 * design.T @ ratings[mine])
-    np.testing.assert_allclose(Y[0], expected, rtol=1e-10, atol=1e-12)
+def implicit_conditional(users, items, E, args):
+    """Mean and covariance of all implicit factors given the effective rows, by dense linear algebra (vec row-major)."""
+    n_rated, scale, weight, _, _, (Lam_X, Lam_mu_X), (Lam_Y, Lam_mu_Y) = args
+    n_users, n_items, k = len(E), len(weight), Lam_Y.shape[0]
+    C = np.zeros((n_users, n_items))
+    np.add.at(C, (users, items), scale[users])  # s = C Y
+    precision = np.kron(np.eye(n_items), Lam_Y) + np.kron(C.T @ C, Lam_X[1:, 1:])
+    linear = np.tile(Lam_mu_Y, n_items) + (C.T @ (E @ Lam_X - Lam_mu_X)[:, 1:]).ravel()
+    cov = np.linalg.inv(precision)
+    return (cov @ linear).reshape(n_items, k), cov
+
+
+def test_implicit_step_without_noise_converges_to_the_dense_conditional_mean():
+    """eps = 0 makes the coordinate sweep Gauss-Seidel on the exact conditional: its fixed point is the mean."""
+    users, items, E, Y, S, args, rng = implicit_problem(seed=2)
+    mean, _ = implicit_conditional(users, items, E, args)
+    eps = np.zeros(Y.shape[::-1])
+    for _ in range(400):
+        gibbs.sample_implicit(Y, S, E, *args, eps, step=sample_implicit_numba)
+    np.testing.assert_allclose(Y, mean, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_implicit_step_leaves_the_dense_conditional_invariant():
+    """Draws from the exact conditional, pushed through one step, keep its covariance."""
+    users, items, E, Y, S, args, rng = implicit_problem(seed=4, k=2, n_users=5, n_items=4, n=12)
+    mean, cov = implicit_conditional(users, items, E, args)
+    chol = np.linalg.cholesky(cov)
+    draws = []
+    for _ in range(20000):
+        Y = mean + (chol @ rng.standard_normal(mean.size)).reshape(mean.shape)
+        S = np.zeros_like(S)
+        np.add.at(S, users, args[1][users, None] * Y[items])
+        gibbs.sample_implicit(Y, S, E, *args, rng.standard_normal(Y.shape[::-1]), step=sample_implicit_numba)
+        draws.append(Y.ravel().copy())
+    draws = np.array(draws)
+    np.testing.assert_allclose(draws.mean(0), mean.ravel(), atol=4 * np.sqrt(np.diag(cov).max() / len(draws)))
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.05 * np.abs(cov).max())
 
 
 def test_normal_wishart_draws_have_the_posterior_mean():
@@ -248,3 +298,28 @@ def test_an_interrupted_refit_leaves_the_fitted_model_whole():
         model.fit(u + 1000, i, r, callback=stop)  # other user ids: a half-written model would mix them
     np.testing.assert_array_equal(model.predict(u, i), before)
     assert len(model.history_["loss"]) == 6
+
+
+def test_embeddings_are_the_posterior_mean_factors_and_survive_save_and_load(tmp_path):
+    u, i, r = planted(seed=10)
+    model = npmf.BayesianMatrixFactorization(n_factors=2, epochs=6, burn_in=2, implicit_feedback="both").fit(u, i, r)
+    S, k = model.n_samples_, 2
+    side_by_side = (model.item_factors_ * np.sqrt(S)).reshape(len(model.item_ids_), S, k)
+    emb = model.item_embeddings()
+    assert emb.shape == (len(model.item_ids_), k) and list(emb.index) == list(model.item_ids_)
+    np.testing.assert_allclose(emb.to_numpy(), side_by_side.mean(axis=1), rtol=1e-12, atol=1e-14)
+    assert model.user_embeddings().shape == (len(model.user_ids_), k)
+    model.save(tmp_path / "m.npz")
+    again = npmf.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(again.item_embeddings().to_numpy(), emb.to_numpy())
+
+
+def test_a_0_1_0_file_gets_the_mean_of_its_samples_as_embeddings():
+    from pathlib import Path
+
+    model = npmf.load(Path(__file__).resolve().parents[1] / "fixtures" / "bayes-0.1.0.npz")
+    S = model.n_samples_
+    k = model.user_factors_.shape[1] // S
+    expected = (model.user_factors_ * np.sqrt(S)).reshape(-1, S, k).mean(axis=1)
+    np.testing.assert_allclose(model.user_embeddings().to_numpy(), expected, rtol=1e-12)
+    assert model.item_embeddings().shape == (len(model.item_ids_), k)
