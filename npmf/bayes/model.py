@@ -15,11 +15,12 @@ from ..core.validation import check_triples, check_validation_data
 from . import gibbs
 from ._chain import Chain
 from .config import GibbsConfig
+from .fold_in import BayesFoldIn
 
 __all__ = ["BayesianMatrixFactorization"]
 
 
-class BayesianMatrixFactorization(FactorModel):
+class BayesianMatrixFactorization(BayesFoldIn, FactorModel):
     r"""Biased matrix factorisation whose predictions average Gibbs samples of the posterior.
 
     Same model as :class:`~npmf.MatrixFactorization` with ``biases=True``,
@@ -71,7 +72,7 @@ class BayesianMatrixFactorization(FactorModel):
     random_state : int, numpy.random.Generator or None
         Seeds the initialisation and every draw.
     verbose : int, default 0
-        1 prints one line per sweep.
+        1 a progress bar on stderr (tqdm when installed), 2 one line per sweep, burn-in marked.
 
     Attributes
     ----------
@@ -189,8 +190,9 @@ class BayesianMatrixFactorization(FactorModel):
         S = len(keep)
         W_all, H_all = np.empty((M, S * k)), np.empty((N, S * k))
         sums = {"bu": np.zeros(M), "bi": np.zeros(N), "mu": 0.0}
+        priors = []  # per kept sample: alpha and the user prior, for fold_in (npmf.bayes.fold_in)
         history = {"loss": [], "noise_std": [], "seconds": []}
-        log = EpochLog(history, config.epochs, self.verbose, callback)
+        log = EpochLog(history, config.epochs, self.verbose, callback, label="Sweep", burn_in=config.burn_in)
         if val is not None:
             val_sum = np.zeros(len(val[0]))
 
@@ -205,6 +207,7 @@ class BayesianMatrixFactorization(FactorModel):
                 sums["bu"] += X[:, 0]
                 sums["bi"] += Y[:, 0]
                 sums["mu"] += chain.mu
+                priors.append((chain.alpha, *chain.priors[0]))
                 s += 1
             seconds = time.perf_counter() - start
             val_loss = None
@@ -226,13 +229,21 @@ class BayesianMatrixFactorization(FactorModel):
             "item_bias_": sums["bi"] / S,
             "global_mean_": sums["mu"] / S,
             "history_": history,
+            "_fold_in_prior": tuple(np.array(p) for p in zip(*priors)),
         }
 
     def _state_arrays(self):
-        return {"n_samples": np.int64(self.n_samples_)}
+        prior = dict(zip(_PRIOR, self._fold_in_prior)) if getattr(self, "_fold_in_prior", None) else {}
+        return {"n_samples": np.int64(self.n_samples_), **prior}
 
     def _restore_state(self, arrays):
         self.n_samples_ = int(arrays["n_samples"])
+        # Files written before fold_in lack the priors; fold_in then says so.
+        self._fold_in_prior = tuple(arrays[n] for n in _PRIOR) if all(n in arrays for n in _PRIOR) else None
+
+
+# The kept samples' noise precision and user prior, saved for fold_in.
+_PRIOR = ("fold_in_alpha", "fold_in_Lam", "fold_in_Lam_mu")
 
 
 def _predict_sample(X, Y, mu, u, i):

@@ -13,12 +13,13 @@ from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_int, check_triples, check_validation_data
 from . import _block_kernels, _kernels
 from .config import SGDConfig
+from .fold_in import SGDFoldIn
 from .state import encode_growing
 
 __all__ = ["MatrixFactorization"]
 
 
-class MatrixFactorization(FactorModel):
+class MatrixFactorization(SGDFoldIn, FactorModel):
     r"""Matrix factorisation of explicit ratings, trained by minibatch Adam or SGD.
 
     The model predicts
@@ -78,7 +79,7 @@ class MatrixFactorization(FactorModel):
         Seeds the initialisation and every epoch's shuffle. The same integer
         gives bit-identical factors and history.
     verbose : int, default 0
-        1 prints one line per epoch, in Keras' style.
+        As in Keras: 1 a progress bar on stderr (tqdm when installed), 2 one line per epoch.
 
     Attributes
     ----------
