@@ -181,3 +181,14 @@ def test_fold_in_with_string_ids():
     model.fold_in(["newcomer", "newcomer"], ["x", "y"], [5.0, 1.0])
     assert model.user_ids_[-1] == "newcomer" and len(model.user_ids_) == 4
     assert model.predict(["newcomer"], ["x"])[0] != model.predict(["stranger"], ["x"])[0]
+
+
+def test_a_known_user_is_re_solved_from_the_given_ratings_alone():
+    u, i, r = _data()
+    model = npmf.MatrixFactorization(n_factors=3, epochs=2, biases=True, reg=0.05, dtype="float32",
+                                     random_state=0).fit(u, i, r)  # fmt: skip
+    known, items, ratings = model.user_ids_[2], model.item_ids_[:6], [5.0, 4, 1, 2, 3, 3]
+    model.fold_in([known] * 6 + [424242] * 6, list(items) * 2, ratings * 2)
+    assert len(model.user_ids_) == 41 and model.user_factors_.dtype == np.float32
+    assert np.array_equal(model.user_factors_[2], model.user_factors_[-1])  # as if new: old ratings ignored
+    assert model.user_bias_[2] == model.user_bias_[-1]
