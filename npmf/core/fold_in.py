@@ -20,7 +20,7 @@ is
     x_u = P^{-1} \Big(\Lambda\mu_0 + \alpha \sum_j t_j z_j\Big), \qquad
     P = \Lambda + \alpha \sum_j z_j z_j^\top, \qquad t_j = r_{uj} - \mu - b_j.
 
-:func:`posterior_means` computes it for many users at once (NumPy, batched);
+:func:`posterior_means` computes it for many users, one small dense solve each;
 :func:`posterior_means_reference` is the same minimiser written as an
 augmented least-squares problem, one user at a time, for the tests. When
 :math:`P` is singular (no L2 and fewer ratings than unknowns) the
@@ -44,8 +44,11 @@ __all__ = ["FoldInMixin", "posterior_means", "posterior_means_reference"]
 _RCOND = 1e-12
 
 
-def posterior_means(Z, t, rows, n_rows, alpha, Lam, Lam_mu):
-    r"""The posterior mean (the regularised least-squares minimiser) of ``n_rows`` rows at once.
+def posterior_means(Z, t, rows, n_rows, alpha, Lam, Lam_mu, scale=None):
+    r"""The posterior mean (the regularised least-squares minimiser) of ``n_rows`` rows.
+
+    Row :math:`g` has the prior precision :math:`s_g\Lambda` and mean
+    :math:`\mu_0` (so :math:`s_g\Lambda\mu_0` on the right-hand side).
 
     Parameters
     ----------
@@ -58,32 +61,43 @@ def posterior_means(Z, t, rows, n_rows, alpha, Lam, Lam_mu):
     n_rows : int
     alpha : float
         Noise precision :math:`\alpha`.
-    Lam : ndarray of shape (d, d) or (n_rows, d, d)
-        Prior precision :math:`\Lambda`, shared or per row; may be singular (zero).
-    Lam_mu : ndarray of shape (d,) or (n_rows, d)
+    Lam : ndarray of shape (d, d)
+        Prior precision :math:`\Lambda`; may be zero.
+    Lam_mu : ndarray of shape (d,)
         :math:`\Lambda\mu_0`.
+    scale : ndarray of shape (n_rows,), optional
+        :math:`s_g \ge 0`, each row's multiple of the prior (default 1).
 
     Returns
     -------
     ndarray of shape (n_rows, d)
-        A row without ratings gets the prior mean (zero when :math:`\Lambda = 0`).
+        A row without ratings gets the prior mean (zero when its prior is zero).
     """
     d = Z.shape[1]
-    P = np.array(np.broadcast_to(Lam, (n_rows, d, d)), dtype=np.float64)
-    b = np.array(np.broadcast_to(Lam_mu, (n_rows, d)), dtype=np.float64)
-    np.add.at(P, rows, alpha * (Z[:, :, None] * Z[:, None, :]))
-    np.add.at(b, rows, alpha * (t[:, None] * Z))
-    definite = np.linalg.eigvalsh(np.broadcast_to(Lam, (n_rows, d, d)))[:, 0] > 0
-    x = np.empty((n_rows, d))
+    scale = np.ones(n_rows) if scale is None else np.asarray(scale, np.float64)
+    definite = (scale > 0) & (np.linalg.eigvalsh(Lam)[0] > 0)
     if definite.any():
-        x[definite] = np.linalg.solve(P[definite], b[definite][:, :, None])[:, :, 0]
-    if not definite.all():  # no prior: the minimum-norm least-squares solution
-        pinv = np.linalg.pinv(P[~definite], rcond=_RCOND, hermitian=True)
-        x[~definite] = np.einsum("gab,gb->ga", pinv, b[~definite])
+        Lam_inv = np.linalg.inv(Lam)
+        mu0 = Lam_inv @ Lam_mu
+    order = np.argsort(rows, kind="stable")
+    ptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+    Z, t = Z[order], t[order]
+    x = np.empty((n_rows, d))
+    for g in range(n_rows):  # one small dense solve per row: BLAS does the work
+        Zg, tg = Z[ptr[g] : ptr[g + 1]], t[ptr[g] : ptr[g + 1]]
+        if not definite[g]:  # no prior: the minimum-norm least-squares solution
+            x[g] = np.linalg.lstsq(Zg, tg, rcond=_RCOND)[0] if len(tg) else 0.0
+        elif len(tg) < d:  # fewer ratings than unknowns: the same mean by Woodbury, an n_g x n_g solve
+            C = (Lam_inv @ Zg.T) / scale[g]
+            x[g] = mu0 + C @ np.linalg.solve(np.eye(len(tg)) / alpha + Zg @ C, tg - Zg @ mu0)
+        else:
+            P = scale[g] * Lam + alpha * (Zg.T @ Zg)
+            x[g] = np.linalg.solve(P, scale[g] * Lam_mu + alpha * (Zg.T @ tg))
     return x
 
 
-def posterior_means_reference(Z, t, rows, n_rows, alpha, Lam, Lam_mu):
+def posterior_means_reference(Z, t, rows, n_rows, alpha, Lam, Lam_mu, scale=None):
     r""":func:`posterior_means` one row at a time, as the least-squares problem it minimises.
 
     With :math:`\Lambda = L L^\top` and :math:`\mu_0 = \Lambda^{-1}(\Lambda\mu_0)`,
@@ -92,8 +106,9 @@ def posterior_means_reference(Z, t, rows, n_rows, alpha, Lam, Lam_mu):
     solved by ``np.linalg.lstsq`` (minimum norm when rank-deficient).
     """
     d = Z.shape[1]
-    Lam = np.broadcast_to(Lam, (n_rows, d, d))
-    Lam_mu = np.broadcast_to(Lam_mu, (n_rows, d))
+    scale = np.ones(n_rows) if scale is None else scale
+    Lam = np.asarray(scale)[:, None, None] * Lam
+    Lam_mu = np.asarray(scale)[:, None] * Lam_mu
     x = np.empty((n_rows, d))
     for q in range(n_rows):
         if np.linalg.eigvalsh(Lam[q])[0] > 0:

@@ -16,8 +16,8 @@ with :math:`x_u = (b_u, w_u)`, :math:`z_j = (1, h_j)` and
 :math:`z_j = h_j` and :math:`\mu = b_j = 0`). Its exact minimiser is the
 ridge solution :math:`x_u = (Z^\top Z + n_u\lambda I)^{-1} Z^\top t`: the
 posterior mean of :mod:`npmf.core.fold_in` with :math:`\alpha = 1`,
-:math:`\Lambda = n_u\lambda I`, :math:`\mu_0 = 0`. With ``reg=0`` and fewer
-ratings than unknowns it is the minimum-norm least-squares solution.
+:math:`\Lambda = n_u\lambda I` (``scale`` :math:`n_u` times :math:`\lambda I`), :math:`\mu_0 = 0`.
+With ``reg=0`` and fewer ratings than unknowns it is the minimum-norm least-squares solution.
 """
 
 import numpy as np
@@ -40,8 +40,7 @@ def ridge_rows(H, bi, mu, reg, biases, g, i, r, n_users):
     Z = np.column_stack([np.ones(len(i)), H[i]]) if biases else H[i]
     d = Z.shape[1]
     n_u = np.bincount(g, minlength=n_users).astype(np.float64)
-    Lam = (n_u * reg)[:, None, None] * np.eye(d)
-    x = posterior_means(Z, t, g, n_users, 1.0, Lam, np.zeros(d))
+    x = posterior_means(Z, t, g, n_users, 1.0, reg * np.eye(d), np.zeros(d), scale=n_u)
     if biases:
         return x[:, 1:], x[:, 0]
     return x, np.zeros(n_users)

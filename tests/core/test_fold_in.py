@@ -22,22 +22,25 @@ def _problem(rng, n_rows=6, d=4, n=30):
     return Z, t, rows, n_rows, d
 
 
-@pytest.mark.parametrize("prior", ["ridge", "gaussian", "none"])
+@pytest.mark.parametrize("prior", ["ridge", "gaussian", "none", "ridge-wide", "gaussian-wide"])
 def test_posterior_means_equals_the_least_squares_reference(prior):
     rng = np.random.default_rng(1)
-    Z, t, rows, n_rows, d = _problem(rng)
-    if prior == "ridge":
-        Lam, Lam_mu, alpha = np.bincount(rows, minlength=n_rows)[:, None, None] * 0.3 * np.eye(d), np.zeros(d), 1.0
-        Lam[-1] = 0.0  # no ratings, no penalty: the minimum-norm answer is zero
+    Z, t, rows, n_rows, d = _problem(rng, d=12 if prior.endswith("wide") else 4)  # wide: fewer ratings than d
+    prior = prior.removesuffix("-wide")
+    scale = None
+    if prior == "ridge":  # n_u * lambda: the last row, without ratings, has no penalty and gets zero
+        Lam, Lam_mu, alpha, scale = 0.3 * np.eye(d), np.zeros(d), 1.0, np.bincount(rows, minlength=n_rows)
     elif prior == "gaussian":
         A = rng.normal(size=(d, d))
-        Lam, Lam_mu, alpha = A @ A.T + np.eye(d), rng.normal(size=d), 2.5
+        Lam, Lam_mu, alpha, scale = A @ A.T + np.eye(d), rng.normal(size=d), 2.5, rng.uniform(0.5, 2, n_rows)
     else:
         Lam, Lam_mu, alpha = np.zeros((d, d)), np.zeros(d), 1.0
         rows = np.arange(len(t)) % 3  # 10 ratings for each of 3 rows, 4 unknowns: full rank
         n_rows = 3
-    x = posterior_means(Z, t, rows, n_rows, alpha, Lam, Lam_mu)
-    ref = posterior_means_reference(Z, t, rows, n_rows, alpha, Lam, Lam_mu)
+    x = posterior_means(Z, t, rows, n_rows, alpha, Lam, Lam_mu, scale)
+    ref = posterior_means_reference(Z, t, rows, n_rows, alpha, Lam, Lam_mu, scale)
+    if prior == "ridge":
+        assert np.array_equal(x[-1], np.zeros(d))
     np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-12)
 
 
