@@ -20,7 +20,10 @@ is
     x_u = P^{-1} \Big(\Lambda\mu_0 + \alpha \sum_j t_j z_j\Big), \qquad
     P = \Lambda + \alpha \sum_j z_j z_j^\top, \qquad t_j = r_{uj} - \mu - b_j.
 
-:func:`posterior_means` computes it for many users, one small dense solve each;
+:func:`posterior_means` computes it for many users, one small dense solve each (for a
+user with fewer ratings :math:`n_u` than unknowns, by the Woodbury identity
+:math:`x_u = \mu_0 + \Lambda^{-1}Z^\top(\alpha^{-1}I + Z\Lambda^{-1}Z^\top)^{-1}(t - Z\mu_0)`,
+an :math:`n_u \times n_u` solve);
 :func:`posterior_means_reference` is the same minimiser written as an
 augmented least-squares problem, one user at a time, for the tests. When
 :math:`P` is singular (no L2 and fewer ratings than unknowns) the
