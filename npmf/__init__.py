@@ -12,6 +12,7 @@ from .bayes import BayesianMatrixFactorization
 from .core import FactorModel, clone
 from .data import load_movielens, load_movielens_folds, make_ratings, read_ratings
 from .model_selection import cross_validate, train_test_split
+from .plot import plot_history
 from .presets import from_preset
 from .sgd import MatrixFactorization
 from .sgd.gradcheck import gradcheck
@@ -34,6 +35,7 @@ __all__ = [
     "load_movielens_folds",
     "make_ratings",
     "metrics",
+    "plot_history",
     "read_ratings",
     "train_test_split",
     "__version__",

@@ -43,13 +43,31 @@ def build_parser():
     cv.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     cv.set_defaults(func=cmd_cv)
 
-    rec = sub.add_parser("recommend", help="top-n items for a user from a saved model")
+    rec = sub.add_parser("recommend", help="top-n items for users from a saved model (user_id, rank, item_id, score)")
     rec.add_argument("--model", required=True, metavar="PATH", help="a model saved by `npmf train --save`")
-    rec.add_argument("--user", required=True, help="raw user id")
-    rec.add_argument("-n", type=int, default=10, help="how many items (default 10)")
+    who = rec.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", action="append", help="raw user id; repeat, or separate by commas, for several")
+    who.add_argument("--users-file", metavar="PATH", help="a file of user ids, one a line")
+    who.add_argument("--all-users", action="store_true", help="every user in the model")
+    rec.add_argument("-n", type=int, default=10, help="how many items per user (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="also rank items the user rated in training")
-    rec.add_argument("--json", action="store_true", help="print a JSON list of {item_id, score}")
+    rec.add_argument("--out", metavar="PATH", help="write the table as CSV here instead of printing it")
+    rec.add_argument("--json", action="store_true", help="print a JSON list of {user_id, rank, item_id, score}")
     rec.set_defaults(func=cmd_recommend)
+
+    pred = sub.add_parser("predict", help="predicted ratings for (user, item) pairs from a saved model")
+    pred.add_argument("--model", required=True, metavar="PATH", help="a model saved by `npmf train --save`")
+    pred.add_argument("--data", required=True, metavar="PATH", help="CSV of user, item pairs (further columns kept)")
+    pred.add_argument("--sep", default=",", help="separator of --data (default ',')")
+    pred.add_argument("--out", metavar="PATH", help="write CSV here (default: stdout)")
+    pred.add_argument("--clip", action="store_true", help="clip to the training rating range")
+    pred.set_defaults(func=cmd_predict)
+
+    exp = sub.add_parser("export", help="write the factors in Spark ALS's shape (id, features) and the biases")
+    exp.add_argument("--model", required=True, metavar="PATH", help="a model saved by `npmf train --save`")
+    exp.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
+    exp.add_argument("--format", choices=("csv", "parquet"), default="csv", help="csv (default) or parquet (pyarrow)")
+    exp.set_defaults(func=cmd_export)
 
     gc = sub.add_parser("gradcheck", help="check the analytic gradients against central finite differences")
     gc.add_argument("--users", type=int, default=5, help="rows of W (default 5)")
@@ -74,7 +92,9 @@ def _add_data_args(p):
         "or a ratings file",
     )
     _add_file_args(p)
-    p.add_argument("--test-size", type=float, default=0.2, help="fraction held out for testing (default 0.2)")
+    p.add_argument(
+        "--test-size", type=float, default=0.2, help="fraction held out for testing (default 0.2; 0 trains on all)"
+    )
     p.add_argument("--seed", type=_seed, default=0, help="random_state of the split and the model (default 0)")
 
 
@@ -195,19 +215,29 @@ def cmd_train(args):
 
     model = model_from_args(args)
     model._config()  # bad options fail before any data is read
+    if not 0 <= args.test_size < 1:
+        raise UserError(f"--test-size must be a fraction in [0, 1) (0 trains on all the data); got {args.test_size}")
     df = load_data(args)
-    train, test = npmf.train_test_split(df, test_size=args.test_size, random_state=args.seed)
-    model.set_params(verbose=0 if args.quiet or args.json else 1)  # the model prints Keras-style epoch lines
+    if args.test_size == 0:
+        train, test = df, df.iloc[:0]
+    else:
+        train, test = npmf.train_test_split(df, test_size=args.test_size, random_state=args.seed)
+    model.set_params(verbose=0 if args.quiet or args.json else 2)  # Keras' verbose=2: one line per epoch
 
     start = time.perf_counter()
     model.fit(train.user_id, train.item_id, train.rating)
     fit_seconds = time.perf_counter() - start
-    pred = model.predict(test.user_id, test.item_id)
+    scores = dict.fromkeys(("rounded_mae", "mae", "rmse"))  # None without a test set
+    if len(test):
+        pred = model.predict(test.user_id, test.item_id)
+        scores = {
+            # Rounded to the data's own grid: whole stars on ML-100k (the recipe's np.round), half stars on ML-10M.
+            "rounded_mae": metrics.rounded_mae(test.rating, pred, step=metrics.rating_step(train.rating)),
+            "mae": metrics.mae(test.rating, pred),
+            "rmse": metrics.rmse(test.rating, pred),
+        }
     result = {
-        # Rounded to the data's own grid: whole stars on ML-100k (the recipe's np.round), half stars on ML-10M.
-        "rounded_mae": metrics.rounded_mae(test.rating, pred, step=metrics.rating_step(train.rating)),
-        "mae": metrics.mae(test.rating, pred),
-        "rmse": metrics.rmse(test.rating, pred),
+        **scores,
         "fit_seconds": fit_seconds,
         "n_train": len(train),
         "n_test": len(test),
@@ -220,10 +250,13 @@ def cmd_train(args):
     if args.json:
         print(json.dumps(result))
     else:
-        print(
-            f"{len(train):,} train / {len(test):,} test ratings; fit {fit_seconds:.2f}s; "
-            f"test rounded MAE {result['rounded_mae']:.4f}, MAE {result['mae']:.4f}, RMSE {result['rmse']:.4f}"
-        )
+        if len(test):
+            print(
+                f"{len(train):,} train / {len(test):,} test ratings; fit {fit_seconds:.2f}s; "
+                f"test rounded MAE {result['rounded_mae']:.4f}, MAE {result['mae']:.4f}, RMSE {result['rmse']:.4f}"
+            )
+        else:
+            print(f"{len(train):,} train ratings, no test set (--test-size 0); fit {fit_seconds:.2f}s")
         if args.save:
             print(f"model saved to {args.save}")
     return 0
@@ -263,18 +296,21 @@ def _floats(row):
 
 
 def cmd_recommend(args):
-    import npmf
+    from ._cli_serve import recommend
 
-    model = npmf.load(args.model)
-    user = _parse_id(args.user, model.user_ids_)
-    if user not in set(model.user_ids_.tolist()):
-        print(f"npmf recommend: note: user {args.user} is not in the model; ranking as for a new user", file=sys.stderr)
-    top = model.recommend(user, n=args.n, exclude_seen=not args.include_seen)
-    if args.json:
-        print(json.dumps([{"item_id": _plain(i), "score": float(s)} for i, s in zip(top.item_id, top.score)]))
-    else:
-        print(top.to_string(index=False))
-    return 0
+    return recommend(args)
+
+
+def cmd_predict(args):
+    from ._cli_serve import predict
+
+    return predict(args)
+
+
+def cmd_export(args):
+    from ._cli_serve import export
+
+    return export(args)
 
 
 def _parse_id(text, known_ids):

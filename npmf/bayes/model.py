@@ -17,11 +17,12 @@ from ..core.validation import check_callback, check_random_state, check_triples,
 from . import gibbs
 from ._chain import Chain
 from .config import GibbsConfig
+from .fold_in import BayesFoldIn
 
 __all__ = ["BayesianMatrixFactorization"]
 
 
-class BayesianMatrixFactorization(FactorModel):
+class BayesianMatrixFactorization(BayesFoldIn, FactorModel):
     r"""Biased matrix factorisation whose predictions average Gibbs samples of the posterior.
 
     Same model as :class:`~npmf.MatrixFactorization` with ``biases=True``,
@@ -73,7 +74,7 @@ class BayesianMatrixFactorization(FactorModel):
     random_state : int, numpy.random.Generator or None
         Seeds the initialisation and every draw.
     verbose : int, default 0
-        1 prints one line per sweep.
+        1 a progress bar on stderr (tqdm when installed), 2 one line per sweep, burn-in marked.
 
     Attributes
     ----------
@@ -197,8 +198,9 @@ class BayesianMatrixFactorization(FactorModel):
         S = len(keep)
         W_all, H_all = np.empty((M, S * k)), np.empty((N, S * k))
         sums = {"bu": np.zeros(M), "bi": np.zeros(N), "mu": 0.0, "W": np.zeros((M, k)), "H": np.zeros((N, k))}
+        priors = []  # per kept sample: alpha and the user prior, for fold_in (npmf.bayes.fold_in)
         history = {"loss": [], "noise_std": [], "seconds": []}
-        log = EpochLog(history, config.epochs, self.verbose, callback)
+        log = EpochLog(history, config.epochs, self.verbose, callback, label="Sweep", burn_in=config.burn_in)
         if val is not None:
             val_sum = np.zeros(len(val[0]))
 
@@ -215,6 +217,7 @@ class BayesianMatrixFactorization(FactorModel):
                 sums["W"] += X[:, 1:]
                 sums["H"] += Y[:, 1:]
                 sums["mu"] += chain.mu
+                priors.append((chain.alpha, *chain.priors[0]))
                 s += 1
             seconds = time.perf_counter() - start
             val_loss = None
@@ -238,6 +241,7 @@ class BayesianMatrixFactorization(FactorModel):
             "user_factor_means_": sums["W"] / S,
             "item_factor_means_": sums["H"] / S,
             "history_": history,
+            "_fold_in_prior": tuple(np.array(p) for p in zip(*priors)),
         }
 
     def user_embeddings(self) -> pd.DataFrame:
@@ -251,10 +255,12 @@ class BayesianMatrixFactorization(FactorModel):
         return pd.DataFrame(self.item_factor_means_, index=pd.Index(self.item_ids_, name="item_id"))
 
     def _state_arrays(self):
+        prior = dict(zip(_PRIOR, self._fold_in_prior)) if getattr(self, "_fold_in_prior", None) else {}
         return {
             "n_samples": np.int64(self.n_samples_),
             "user_factor_means": self.user_factor_means_,
             "item_factor_means": self.item_factor_means_,
+            **prior,
         }
 
     def _restore_state(self, arrays):
@@ -267,6 +273,8 @@ class BayesianMatrixFactorization(FactorModel):
                 factors = getattr(self, f"{side}_factors_")
                 S = self.n_samples_
                 setattr(self, f"{name}_", (factors * np.sqrt(S)).reshape(len(factors), S, -1).mean(axis=1))
+        # Files written before fold_in lack the priors; fold_in then says so.
+        self._fold_in_prior = tuple(arrays[n] for n in _PRIOR) if all(n in arrays for n in _PRIOR) else None
 
     @classmethod
     def _check_saved_state(cls, arrays, params):
@@ -275,6 +283,10 @@ class BayesianMatrixFactorization(FactorModel):
         if problem is None and width != int(arrays["n_samples"]) * k:
             problem = f"the factors' {width} columns are not n_samples times n_factors={k}"
         return problem
+
+
+# The kept samples' noise precision and user prior, saved for fold_in.
+_PRIOR = ("fold_in_alpha", "fold_in_Lam", "fold_in_Lam_mu")
 
 
 def _predict_sample(X, Y, mu, u, i):

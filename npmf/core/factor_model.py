@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import _kernels
 from .base import BaseEstimator
+from .fold_in import FoldInMixin
 from .persistence import load_estimator, save_estimator
 from .ranking import RankingMixin
 from .typing import Ids, PathType
@@ -24,7 +25,7 @@ from .validation import check_triples, id_kind
 __all__ = ["FactorModel"]
 
 
-class FactorModel(RankingMixin, BaseEstimator):
+class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
     """Base class: prediction, presets and persistence of a fitted factor model.
 
     Fitted attributes the subclasses set: ``user_ids_``, ``item_ids_`` (raw ids

@@ -16,12 +16,13 @@ from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_callback, check_int, check_random_state, check_triples, check_validation_data
 from . import _block_kernels, _kernels
 from .config import SGDConfig
+from .fold_in import SGDFoldIn
 from .state import check_saved_state, encode_growing, likely_cause, own_copies, predictions_finite, transaction
 
 __all__ = ["MatrixFactorization"]
 
 
-class MatrixFactorization(FactorModel):
+class MatrixFactorization(SGDFoldIn, FactorModel):
     r"""Matrix factorisation of explicit ratings, trained by minibatch Adam or SGD.
 
     The model predicts
@@ -81,7 +82,7 @@ class MatrixFactorization(FactorModel):
         Seeds the initialisation and every epoch's shuffle. The same integer
         gives bit-identical factors and history.
     verbose : int, default 0
-        1 prints one line per epoch, in Keras' style.
+        As in Keras: 1 a progress bar on stderr (tqdm when installed), 2 one line per epoch.
 
     Attributes
     ----------

@@ -1,0 +1,113 @@
+"""The first run's compilation: ``npmf train`` on ML-100k with an empty Numba cache, then with a warm one.
+
+Numba compiles npmf's kernels the first time they run and caches the machine
+code (``cache=True``) under ``NUMBA_CACHE_DIR`` (by default beside the
+package's source, or in ``~/.cache`` when that is read-only). So the first
+``npmf train`` after installing pays for compilation, and later ones do not.
+Each repeat here makes a fresh, empty ``NUMBA_CACHE_DIR``, runs
+``python -m npmf train --json`` in it (cold), then again (warm); cold and warm
+alternate, and the table gives medians. The JSON's ``fit_seconds`` separates
+the fit from the rest of the process (imports, reading and splitting the
+data, evaluation).
+
+Run::
+
+    NPMF_DATA_DIR=/path/to/data python benchmarks/first_run.py [--repeats 3] [--preset seed]
+
+writes ``benchmarks/results/first_run/first_run.json`` and ``first_run.md``.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+try:
+    from machine import describe, markdown
+except ImportError:  # run from elsewhere
+    from benchmarks.machine import describe, markdown
+
+RESULTS = Path(__file__).parent / "results" / "first_run"
+
+
+def train_once(cache_dir, preset):
+    """Wall seconds of one ``npmf train`` process, and the fit's own seconds and final loss from its JSON."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "npmf", "train", "--preset", preset, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    out = json.loads(proc.stdout)
+    return {"wall": wall, "fit": out["fit_seconds"], "loss": out["history"]["loss"][-1], "mae": out["rounded_mae"]}
+
+
+def run(repeats, preset):
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="npmf-numba-cache-") as cache:
+            cold = train_once(cache, preset)
+            warm = train_once(cache, preset)
+        runs.append({"cold": cold, "warm": warm})
+        print(f"cold {cold['wall']:.2f}s (fit {cold['fit']:.2f}s)   warm {warm['wall']:.2f}s (fit {warm['fit']:.2f}s)")
+    med = {
+        side: {key: statistics.median(r[side][key] for r in runs) for key in ("wall", "fit")}
+        for side in ("cold", "warm")
+    }
+    return {"preset": preset, "repeats": repeats, "runs": runs, "median": med}
+
+
+def write(result, machine, machine_after):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "first_run.json").write_text(
+        json.dumps({"machine": machine, "load_avg_after": machine_after["load_avg_1_5_15"], **result}, indent=1)
+    )
+    m = result["median"]
+    lines = [
+        "# The first run compiles: `npmf train` with an empty and with a warm Numba cache",
+        "",
+        markdown(machine) + f" Load average at the end: {machine_after['load_avg_1_5_15']}.",
+        "",
+        f"`python -m npmf train --preset {result['preset']}` on ML-100k (80/20 split, the Keras recipe's 100 epochs), "
+        f"{result['repeats']} repeats, each with a fresh `NUMBA_CACHE_DIR`: cold, then warm. Medians. "
+        "`python benchmarks/first_run.py` reproduces it.",
+        "",
+        "| run | whole process (s) | of which fit (s) |",
+        "|---|---:|---:|",
+        f"| first (empty cache: compiles) | {m['cold']['wall']:.2f} | {m['cold']['fit']:.2f} |",
+        f"| later (warm cache) | {m['warm']['wall']:.2f} | {m['warm']['fit']:.2f} |",
+        f"| compilation (median of each repeat's cold - warm) | {_paired(result, 'wall'):.2f} | "
+        f"{_paired(result, 'fit'):.2f} |",
+        "",
+        f"Final loss of every run: {sorted({round(r[s]['loss'], 6) for r in result['runs'] for s in ('cold', 'warm')})}"
+        "; under load the whole machine is slower, so read the compilation row, a difference within one repeat.",
+    ]
+    (RESULTS / "first_run.md").write_text("\n".join(lines) + "\n")
+
+
+def _paired(result, key):
+    return statistics.median(r["cold"][key] - r["warm"][key] for r in result["runs"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--preset", default="seed")
+    args = parser.parse_args()
+    machine = describe()
+    result = run(args.repeats, args.preset)
+    write(result, machine, describe())
+    print((RESULTS / "first_run.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
