@@ -98,7 +98,7 @@ def test_recommend_for_an_unknown_user(saved_model, capsys):
     assert main(["recommend", "--model", str(saved_model), "--user", "99999", "-n", "4", "--json"]) == 0
     captured = capsys.readouterr()
     assert len(json.loads(captured.out)) == 4
-    assert "user 99999 is not in the model; ranking as for a new user" in captured.err
+    assert "not in the model (99999); ranked as new users" in captured.err
     assert main(["recommend", "--model", str(saved_model), "--user", "u7"]) == 2
     assert "--user must be an integer id for this model; got 'u7'" in capsys.readouterr().err
 
@@ -125,7 +125,7 @@ def test_test_size(ratings_file, test_size, n_test, capsys):
 def test_test_size_out_of_range_is_one_line(ratings_file, capsys):
     assert main(["train", "--data", str(ratings_file), "--test-size", "1.5", "--epochs", "1"]) == 2
     err = capsys.readouterr().err
-    assert "test_size" in err and len(err.strip().splitlines()) == 1
+    assert "--test-size" in err and len(err.strip().splitlines()) == 1
 
 
 def test_columns_by_position_and_by_name(tmp_path, capsys):
