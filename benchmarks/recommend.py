@@ -153,7 +153,8 @@ def ranking(k=10):
             lists = popular_lists(train, rel.user_id.unique(), k)
             rows.append({"split": split, "model": "most popular", "min_item_ratings": "-", "relevant": threshold,
                          **ranking_metrics(lists, rel[["user_id", "item_id"]], k, n_items),
-                         "median_item_count": float(counts[lists.item_id].median()), "share_above_max": 0.0})  # fmt: skip
+                         "median_item_count": float(counts[lists.item_id].median()),
+                         "share_above_max": 0.0})  # fmt: skip
         for preset in ("seed", "accurate"):
             model = npmf.from_preset(preset, random_state=0)
             start = time.perf_counter()
