@@ -11,7 +11,7 @@ from . import metrics
 from .bayes import BayesianMatrixFactorization
 from .core import FactorModel, clone
 from .data import load_movielens, load_movielens_folds, make_ratings, read_ratings
-from .model_selection import cross_validate, train_test_split
+from .model_selection import cross_validate, evaluate_ranking, train_test_split
 from .plot import plot_history
 from .presets import from_preset
 from .sgd import MatrixFactorization
@@ -28,6 +28,7 @@ __all__ = [
     "MatrixFactorization",
     "clone",
     "cross_validate",
+    "evaluate_ranking",
     "from_preset",
     "gradcheck",
     "load",

@@ -9,6 +9,8 @@ import pandas as pd
 
 from .. import metrics
 from ..core.base import clone
+from ..core.validation import check_int
+from .ranking import METRICS, evaluate_ranking
 
 __all__ = ["cross_validate"]
 
@@ -21,6 +23,8 @@ def cross_validate(
     clip: bool | tuple[float, float] | None = None,
     step: float | None = None,
     verbose: bool = False,
+    columns: tuple[str, str, str] = ("user_id", "item_id", "rating"),
+    ranking_k: int | None = None,
 ) -> pd.DataFrame:
     """Per-fold and mean RMSE, MAE and rounded MAE of ``model`` over ``folds``.
 
@@ -35,7 +39,7 @@ def cross_validate(
         Or any estimator with ``get_params``, ``fit(users, items, ratings)``
         and ``predict(users, items)``.
     folds : sequence of (train, test) DataFrame pairs
-        With columns ``user_id``, ``item_id``, ``rating``, as returned by
+        With the columns named by ``columns``, as returned by
         :func:`npmf.load_movielens_folds` or :func:`npmf.model_selection.kfold`.
     clip : None, True or (lo, hi), default None
         Clip the predictions before scoring: True to the range of ratings seen
@@ -46,13 +50,20 @@ def cross_validate(
         off each fold's training ratings (:func:`npmf.metrics.rating_step`).
     verbose : bool, default False
         Print one line per fold as it finishes.
+    columns : (user, item, rating) column names, default ("user_id", "item_id", "rating")
+    ranking_k : int, optional
+        Also score each fold's top-``ranking_k`` lists
+        (:func:`npmf.evaluate_ranking` with the fold's training part left
+        out): columns ``precision@k``, ``recall@k``, ``ndcg@k``, ``map@k``,
+        ``hit_rate@k`` and ``coverage@k``.
 
     Returns
     -------
     DataFrame
         One row per fold (index 1, 2, ...) then rows ``"mean"`` and ``"std"``
         (population standard deviation over folds); columns ``rmse``, ``mae``,
-        ``rounded_mae``, ``fit_seconds``, ``n_train``, ``n_test``.
+        ``rounded_mae``, ``fit_seconds``, ``n_train``, ``n_test`` (and the
+        ranking metrics with ``ranking_k``).
 
     Examples
     --------
@@ -64,29 +75,42 @@ def cross_validate(
     folds = list(folds)
     if not folds:
         raise ValueError("folds is empty; pass a list of (train, test) DataFrame pairs")
-    rows = []
+    if ranking_k is not None:
+        ranking_k = check_int("ranking_k", ranking_k)
+    user, item, rating = _check_column_names(columns)
     for k, fold in enumerate(folds, start=1):
         if len(fold) != 2:
             raise ValueError(f"fold {k} is not a (train, test) pair")
-        train, test = fold
+        for part, df in zip(("train", "test"), fold):
+            missing = [c for c in columns if c not in df.columns]
+            if missing:
+                raise ValueError(
+                    f"fold {k}'s {part} part has no column(s) {missing}; its columns are {list(df.columns)}; "
+                    f"pass columns=(user, item, rating)"
+                )
+    rows = []
+    for k, (train, test) in enumerate(folds, start=1):
         fitted = clone(model)
         start = time.perf_counter()
-        fitted.fit(train["user_id"], train["item_id"], train["rating"])
+        fitted.fit(train[user], train[item], train[rating])
         seconds = time.perf_counter() - start
-        pred = fitted.predict(test["user_id"], test["item_id"])
-        bounds = _bounds(clip, train["rating"])
+        pred = fitted.predict(test[user], test[item])
+        bounds = _bounds(clip, train[rating])
         rows.append(
             {
-                "rmse": metrics.rmse(test["rating"], pred if bounds is None else pred.clip(*bounds)),
-                "mae": metrics.mae(test["rating"], pred if bounds is None else pred.clip(*bounds)),
+                "rmse": metrics.rmse(test[rating], pred if bounds is None else pred.clip(*bounds)),
+                "mae": metrics.mae(test[rating], pred if bounds is None else pred.clip(*bounds)),
                 "rounded_mae": metrics.rounded_mae(
-                    test["rating"], pred, clip=bounds, step=step or metrics.rating_step(train["rating"])
+                    test[rating], pred, clip=bounds, step=step or metrics.rating_step(train[rating])
                 ),
                 "fit_seconds": seconds,
                 "n_train": len(train),
                 "n_test": len(test),
             }
         )
+        if ranking_k is not None:
+            scores = evaluate_ranking(fitted, test, k=ranking_k, train=train, columns=columns)
+            rows[-1].update({f"{name}@{ranking_k}": scores[name] for name in METRICS})
         if verbose:
             r = rows[-1]
             print(
@@ -97,6 +121,12 @@ def cross_validate(
     table = pd.DataFrame(rows, index=pd.RangeIndex(1, len(rows) + 1, name="fold"))
     summary = pd.DataFrame({"mean": table.mean(), "std": table.std(ddof=0)}).T
     return pd.concat([table, summary])
+
+
+def _check_column_names(columns):
+    if isinstance(columns, str) or len(columns) != 3 or not all(isinstance(c, str) for c in columns):
+        raise ValueError(f"columns must be three column names (user, item, rating); got {columns!r}")
+    return columns
 
 
 def _bounds(clip, train_ratings):

@@ -163,11 +163,11 @@ def test_recommend_and_similar_items():
     u, i, r = planted()
     model = MatrixFactorization(n_factors=2, epochs=20, learning_rate=0.02, biases=True, random_state=0).fit(u, i, r)
     top = model.recommend(100, n=5)
-    assert list(top.columns) == ["item_id", "score"] and len(top) == 5
+    assert list(top.columns) == ["user_id", "rank", "item_id", "score"] and len(top) == 5
     assert top.score.is_monotonic_decreasing
     seen = set(i[u == 100])
     assert not seen & set(top.item_id)
-    all_items = model.recommend(100, n=1000, exclude_seen=False)
+    all_items = model.recommend(100, n=1000, exclude_seen=False, min_item_ratings=0, clip=False)
     assert len(all_items) == 30
     np.testing.assert_allclose(all_items.score, model.predict(np.full(30, 100), all_items.item_id))
     sim = model.similar_items(500, n=3)
