@@ -3,7 +3,6 @@
 Imported by :mod:`npmf.cli` when one of these commands runs.
 """
 
-import inspect
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ def recommend(args):
             f"npmf recommend: note: {len(unknown)} user(s) not in the model ({shown}); ranked as new users",
             file=sys.stderr,
         )
-    table = recommend_many(model, users, n, exclude_seen=not args.include_seen)
+    table = recommend_many(model, users, n, exclude_seen=not args.include_seen, min_item_ratings=args.min_item_ratings)
     if args.out:
         table.to_csv(args.out, index=False)
         print(f"{len(table):,} recommendations for {len(dict.fromkeys(users)):,} users written to {args.out}")
@@ -48,20 +47,11 @@ def recommend(args):
     return 0
 
 
-def recommend_many(model, users, n, exclude_seen=True):
-    """The long table ``user_id, rank, item_id, score`` of the top ``n`` for each of ``users`` (rank from 1).
-
-    Uses the model's many-user ``recommend(users, ...)`` where it has one, else
-    asks for one user at a time.
-    """
+def recommend_many(model, users, n, exclude_seen=True, min_item_ratings=None):
+    """The long table ``user_id, rank, item_id, score`` of the top ``n`` for each of ``users`` (rank from 1)."""
     users = list(dict.fromkeys(users))
-    if "users" in inspect.signature(model.recommend).parameters:
-        return model.recommend(users, n=n, exclude_seen=exclude_seen)[["user_id", "rank", "item_id", "score"]]
-    parts = []
-    for user in users:
-        top = model.recommend(user, n=n, exclude_seen=exclude_seen)
-        parts.append(top.assign(user_id=[user] * len(top), rank=range(1, len(top) + 1)))
-    return pd.concat(parts, ignore_index=True)[["user_id", "rank", "item_id", "score"]]
+    extra = {} if min_item_ratings is None else {"min_item_ratings": min_item_ratings}
+    return model.recommend(users, n=n, exclude_seen=exclude_seen, **extra)[["user_id", "rank", "item_id", "score"]]
 
 
 def _check_n(n):

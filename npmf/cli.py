@@ -51,6 +51,13 @@ def build_parser():
     who.add_argument("--all-users", action="store_true", help="every user in the model")
     rec.add_argument("-n", type=int, default=10, help="how many items per user (default 10)")
     rec.add_argument("--include-seen", action="store_true", help="also rank items the user rated in training")
+    rec.add_argument(
+        "--min-item-ratings",
+        type=int,
+        default=None,
+        metavar="N",
+        help="leave out items with fewer than N training ratings (default: the library's, 10; 0 keeps all)",
+    )
     rec.add_argument("--out", metavar="PATH", help="write the table as CSV here instead of printing it")
     rec.add_argument("--json", action="store_true", help="print a JSON list of {user_id, rank, item_id, score}")
     rec.set_defaults(func=cmd_recommend)

@@ -83,7 +83,18 @@ def saved_model(ratings_file, tmp_path, capsys):
 def test_recommend_include_seen(saved_model, ratings_file, capsys):
     model = npmf.load(saved_model)
     n_items = len(model.item_ids_)
-    argv = ["recommend", "--model", str(saved_model), "--user", "5", "-n", str(n_items), "--json"]
+    argv = [
+        "recommend",
+        "--model",
+        str(saved_model),
+        "--user",
+        "5",
+        "-n",
+        str(n_items),
+        "--json",
+        "--min-item-ratings",
+        "0",
+    ]
     assert main(argv) == 0
     unseen = [r["item_id"] for r in _json(capsys)]
     assert main([*argv, "--include-seen"]) == 0
