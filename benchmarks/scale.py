@@ -113,8 +113,38 @@ def _has_libmf():
     return importlib.util.find_spec("libmf") is not None
 
 
+def _old_layout():
+    """Whether the npmf imported is from before 0.2.0's layout (``npmf/_parallel.py``, ``npmf/datasets.py``).
+
+    Decided from the package's own files, not by trying the new names first: with
+    npmf installed in development mode, importing a module that an older tree put
+    first on ``PYTHONPATH`` lacks falls through to the installed tree's copy.
+    """
+    import npmf
+
+    return (Path(npmf.__file__).parent / "_parallel.py").exists()
+
+
+def _npmf_data():
+    """npmf's data module: ``npmf.data`` from 0.2.0 on, ``npmf.datasets`` before (so A/B runs span the move)."""
+    if _old_layout():
+        from npmf import datasets as data
+    else:
+        from npmf import data
+    return data
+
+
+def _block_kernels():
+    """The module holding ``BLOCK_MIN_RATINGS``: ``npmf.sgd._block_kernels`` (0.2.0 on), ``npmf._parallel`` before."""
+    if _old_layout():
+        from npmf import _parallel as block_kernels
+    else:
+        from npmf.sgd import _block_kernels as block_kernels
+    return block_kernels
+
+
 def _generate(size, folder):
-    from npmf.datasets import make_ratings
+    make_ratings = _npmf_data().make_ratings
 
     M, N, n = SHAPES[size]
     start = time.perf_counter()
@@ -129,7 +159,8 @@ def _generate(size, folder):
 def _time_read(size, data, folder):
     """Write the ratings as MovieLens 1M/10M do (``user::item::rating::timestamp``) and time read_ratings."""
     import pandas as pd
-    from npmf.datasets import read_ratings
+
+    read_ratings = _npmf_data().read_ratings
 
     d = np.load(data)
     n = len(d["r"])
@@ -231,8 +262,8 @@ def _work(job):
         payload = n * 16 + (M + N) * (k + 1) * np.dtype(dt).itemsize * 3
     else:
         import npmf
-        from npmf import _parallel
 
+        _parallel = _block_kernels()
         if method == "serial":
             _parallel.BLOCK_MIN_RATINGS = 1 << 62
         opt = "lazy_adam" if method == "serial" else method
