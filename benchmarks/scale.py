@@ -165,6 +165,7 @@ def _generate(size, folder):
 def _time_read(size, data, folder):
     """Write the ratings as MovieLens 1M/10M do (``user::item::rating::timestamp``) and time read_ratings."""
     import pandas as pd
+
     from npmf.data import read_ratings
 
     d = np.load(data)
