@@ -208,13 +208,8 @@ def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_
                   lr, c1, c2, eps, reg, totals, tmps, threads):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
-    The blocks of a sub-epoch are handed to the threads one at a time, as each
-    thread comes free (chunk size 1, set for this loop only), not cut into
-    ``n_threads`` static runs: on skewed data the blocks' loads differ, and a
-    static split leaves one thread idle while the other finishes its heavier run.
-    Which thread takes which block does not change the result (the blocks share
-    no row); ``threads[b]`` records it, for the tests.
-    """
+    Blocks go to threads one at a time as each comes free (chunk size 1), not in
+    static runs, so uneven blocks leave no thread idle; ``threads[b]`` records who took block ``b``."""
     for s in range(P):
         saved = numba.set_parallel_chunksize(1)
         for p in prange(P):
@@ -293,7 +288,7 @@ class BlockEpochs:
         self.n_batches = int(self.first[-1])
         self.stamp_u = np.full(self.n_users, -1, np.int64)
         self.stamp_i = np.full(self.n_items, -1, np.int64)
-        self.threads = np.full(self.P * self.P, -1, np.int64)  # the thread that trained each block, last epoch
+        self.threads = np.full(self.P * self.P, -1, np.int64)  # who trained each block in the last epoch
         return self.u, self.i
 
     def _pack(self, params, m, v):
