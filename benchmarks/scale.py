@@ -54,7 +54,37 @@ SHAPES = {
     # ML-25M's users and items with fewer ratings: cost against n at a fixed shape.
     "ml-25m-5m": (162_541, 59_047, 5_000_000),
     "ml-25m-12m": (162_541, 59_047, 12_500_000),
+    # The same shape with heavier popularity heads (see make_skewed): the load-balance test of the blocks.
+    "skew-5m": (162_541, 59_047, 5_000_000),
+    "skew-25m": (162_541, 59_047, 25_000_000),
 }
+
+
+def make_skewed(M, N, n, a_user=0.8, a_item=1.0, seed=0):
+    r"""Zipf-like ratings with heavier heads than ``make_ratings``: user and item codes and 1-5 ratings.
+
+    The user of rank :math:`j` is drawn with probability :math:`\propto (j + 1)^{-a_u}`, the item
+    of rank :math:`j` with :math:`\propto (j + 1)^{-a_i}` (``make_ratings`` uses :math:`(j + 10)^{-a}`,
+    so its top rows hold less), ranks shuffled over the ids; duplicate pairs are dropped and
+    drawn again until ``n`` distinct pairs remain. At 162,541 x 59,047 and 5M ratings the top item
+    holds about 2.5% of the ratings and the top 1% of items about 47% (``make_ratings``: 0.7% and
+    43%), as in real popularity data where a few items and users hold most ratings. Ratings are
+    ``clip(round(3.5 + b_u + b_i + noise), 1, 5)``; only their positions matter for speed.
+    """
+    rng = np.random.default_rng(seed)
+    cu = np.cumsum((np.arange(M) + 1.0) ** -a_user)
+    ci = np.cumsum((np.arange(N) + 1.0) ** -a_item)
+    pu, pi = rng.permutation(M), rng.permutation(N)
+    keys = np.empty(0, np.int64)
+    while len(keys) < n:
+        m = int((n - len(keys)) * 1.3) + 1000
+        u = pu[np.minimum(np.searchsorted(cu, rng.random(m) * cu[-1]), M - 1)]
+        i = pi[np.minimum(np.searchsorted(ci, rng.random(m) * ci[-1]), N - 1)]
+        keys = np.unique(np.concatenate([keys, u.astype(np.int64) * N + i]))
+    keys = np.sort(rng.permutation(keys)[:n])
+    u, i = (keys // N).astype(np.int32), (keys % N).astype(np.int32)
+    score = 3.5 + rng.normal(0, 0.3, M)[u] + rng.normal(0, 0.5, N)[i] + rng.normal(0, 0.5, n)
+    return u, i, np.clip(np.round(score), 1, 5)
 
 
 def main(argv=None):
@@ -148,12 +178,18 @@ def _generate(size, folder):
 
     M, N, n = SHAPES[size]
     start = time.perf_counter()
-    df = make_ratings(M, N, n, random_state=0)
+    if size.startswith("skew"):
+        u, i, r = make_skewed(M, N, n)
+        how = "make_skewed"
+    else:
+        df = make_ratings(M, N, n, random_state=0)
+        u, i, r = df.user_id.to_numpy(), df.item_id.to_numpy(), df.rating.to_numpy()
+        how = "make_ratings"
     seconds = time.perf_counter() - start
-    print(f"{size}: generated {n:,} ratings ({M:,} x {N:,}) in {seconds:.1f} s", flush=True)
+    print(f"{size}: {how} generated {n:,} ratings ({M:,} x {N:,}) in {seconds:.1f} s", flush=True)
     path = folder / f"{size}.npz"
-    np.savez(path, u=df.user_id.to_numpy(), i=df.item_id.to_numpy(), r=df.rating.to_numpy(), M=M, N=N)
-    return path, {"size": size, "method": "make_ratings", "n_ratings": n, "generate_seconds": seconds}
+    np.savez(path, u=u, i=i, r=r, M=M, N=N)
+    return path, {"size": size, "method": how, "n_ratings": n, "generate_seconds": seconds}
 
 
 def _time_read(size, data, folder):
@@ -227,7 +263,7 @@ def _work(job):
         payload = n * 12 + (int(d["M"]) + int(d["N"])) * k * 4
         loss = None
     elif method.endswith("_core"):
-        from npmf import _parallel
+        from npmf.sgd import _block_kernels as _parallel
 
         opt = method[: -len("_core")]
         config = dict(optimizer=opt, batch_size=job["batch_size"], n_threads=job["threads"], dtype=job["dtype"],
@@ -330,7 +366,7 @@ def _markdown(run):
     if made or reads:
         lines.append("")
         lines += [
-            f"`make_ratings` generated the {r['size']} shape, {r['n_ratings']:,} ratings, in "
+            f"`{r['method']}` generated the {r['size']} shape, {r['n_ratings']:,} ratings, in "
             f"{r['generate_seconds']:.2f} s (in the parent process, before the runs above)."
             for r in made
         ]

@@ -207,13 +207,19 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-                  lr, c1, c2, eps, reg, totals, tmps):  # fmt: skip
-    """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row)."""
+                  lr, c1, c2, eps, reg, totals, tmps, threads):  # fmt: skip
+    """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
+
+    Blocks go to threads one at a time as each comes free (chunk size 1), not in
+    static runs, so uneven blocks leave no thread idle; ``threads[b]`` records who took block ``b``."""
     for s in range(P):
+        saved = numba.set_parallel_chunksize(1)
         for p in prange(P):
             b = s * P + p
+            threads[b] = numba.get_thread_id()
             totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u, stamp_i,
                                alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p])  # fmt: skip
+        numba.set_parallel_chunksize(saved)
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -284,6 +290,7 @@ class BlockEpochs:
         self.n_batches = int(self.first[-1])
         self.stamp_u = np.full(self.n_users, -1, np.int64)
         self.stamp_i = np.full(self.n_items, -1, np.int64)
+        self.threads = np.full(self.P * self.P, -1, np.int64)  # who trained each block in the last epoch
         return self.u, self.i
 
     def _pack(self, params, m, v):
@@ -371,7 +378,7 @@ class BlockEpochs:
                     self.u, self.i, self.r, self.offsets, self.first, self.P, seeds, int(t0), *self.records,
                     self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
-                    dt(c.reg), totals, tmps,
+                    dt(c.reg), totals, tmps, self.threads,
                 )  # fmt: skip
         return float(total), self.n_batches
 

@@ -134,13 +134,26 @@ def always_blocks(monkeypatch):
 
 
 @pytest.mark.parametrize("optimizer, batch_size", [("lazy_adam", 64), ("sgd", 1)])
-def test_reruns_and_thread_counts_give_the_same_bits(always_blocks, optimizer, batch_size):
+def test_reruns_and_thread_counts_give_the_same_bits(always_blocks, monkeypatch, optimizer, batch_size):
     df = make_ratings(200, 100, 5000, random_state=0)
+    used_threads = set()
+    run = _parallel.BlockEpochs.run
+
+    def recording_run(self, *args):  # which threads trained the blocks, epoch by epoch
+        out = run(self, *args)
+        if self.config.n_threads == 2:
+            used_threads.update(self.threads.tolist())
+        return out
+
+    monkeypatch.setattr(_parallel.BlockEpochs, "run", recording_run)
     fits = [
         MatrixFactorization(n_factors=4, epochs=3, batch_size=batch_size, optimizer=optimizer, learning_rate=0.01,
                             biases=True, n_threads=t, random_state=7).fit(df.user_id, df.item_id, df.rating)
         for t in (1, 1, 2)
     ]  # fmt: skip
+    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT:
+        pytest.skip("Numba has one thread here (or no JIT): the two-thread fit ran serially")
+    assert fits[2].n_threads == 2 and used_threads == {0, 1}  # the third fit really ran on two threads
     for other in fits[1:]:
         np.testing.assert_array_equal(other.user_factors_, fits[0].user_factors_)
         np.testing.assert_array_equal(other.item_bias_, fits[0].item_bias_)
@@ -260,3 +273,35 @@ def test_blocks_keep_the_seen_pairs_without_a_copy_of_the_codes(always_blocks):
     user = int(df.user_id[0]) + 7
     top = model.recommend(user, n=100)
     assert not set(top.item_id) & set(df.item_id[df.user_id + 7 == user])
+
+
+@pytest.mark.parametrize("P", [2, 3, 5, 8])
+def test_blocks_run_together_share_no_user_or_item_stratum(P):
+    # The kernel runs blocks s*P .. s*P + P-1 together (sub-epoch s); read the strata off the ratings stored there.
+    rng = np.random.default_rng(P)
+    u, i = rng.zipf(1.3, 4000) % 60, rng.zipf(1.2, 4000) % 40
+    u[:60], i[:40] = np.arange(60), np.arange(40)  # every row rated, so every stratum is used
+    _, _, r, params = _problem(M=60, N=40, n=4000)
+    fast = _blocks(u, i, r, *_states(params), _config("sgd", 1, True, 0.0), n_strata=P)
+    seen = np.zeros((P, P), bool)
+    for s in range(P):
+        users, items = [], []
+        for b in range(s * P, s * P + P):
+            lo, hi = fast.offsets[b], fast.offsets[b + 1]
+            users.append(set(fast.su[fast.u[lo:hi]]))
+            items.append(set(fast.si[fast.i[lo:hi]]))
+            assert len(users[-1]) <= 1 and len(items[-1]) <= 1  # a block is one user stratum x one item stratum
+            for p, q in zip(users[-1], items[-1]):
+                seen[p, q] = True
+        assert len(set().union(*users)) == sum(map(len, users))  # no user stratum twice in a sub-epoch
+        assert len(set().union(*items)) == sum(map(len, items))  # no item stratum twice
+    assert seen.sum() == np.count_nonzero(np.diff(fast.offsets))  # and every non-empty block (p, q) once per epoch
+
+
+def test_block_epochs_really_run_on_two_threads():
+    if numba.config.NUMBA_NUM_THREADS < 2 or numba.config.DISABLE_JIT:
+        pytest.skip("Numba has one thread here (or no JIT): nothing runs in parallel")
+    u, i, r, params = _problem(M=60, N=40, n=4000)
+    fast = _blocks(u, i, r, *_states(params), _config("sgd", 1, True, 0.0, n_threads=2), n_strata=8)
+    fast.run(np.random.default_rng(0), 3.0, 0)
+    assert set(fast.threads) == {0, 1}  # both threads trained blocks, and nothing else did
