@@ -18,11 +18,21 @@ import warnings
 import numba
 import numpy as np
 
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
+from ._formulas import (
+    adam_scalar,
+    bias_gradient,
+    catch_up_row,
+    factor_gradient,
+    loss_term,
+    penalty,
+    residual,
+    sgd_scalar,
+)
+from .catchup import SERIES_TERMS, catch_up_tables
 from .config import OPTIMIZERS
 from .optimizers import adam_step_sizes
 
-__all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam_is_slow"]
+__all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam_is_slow", "backward_table_numba"]
 
 OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "sgd"))
@@ -77,11 +87,9 @@ def _zero_rows(g, rows, n_rows):
 
 @_jit
 def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
-    """Apply one optimiser step to ``p`` (2-D) and clear the gradient rows used."""
-    if opt == _ADAM:
-        n = p.size
-        _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, c1, c2, epsilon)
-    elif opt == _LAZY:
+    """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows."""
+    if opt == _ADAM or opt == _LAZY:
+        # Dense Adam steps the rows of the batch here; the absent ones are caught up (_catch_up).
         _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
@@ -89,12 +97,45 @@ def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
 
 
 @_jit
-def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias):
+def backward_table_numba(alphas, q):
+    """Numba twin of :func:`npmf.sgd.catchup.backward_table`: the catch-up's per-epoch table :math:`B_n`."""
+    B = np.zeros((q.shape[0], alphas.shape[0] + 1))
+    for c in range(alphas.shape[0] - 1, -1, -1):
+        for n in range(q.shape[0]):
+            B[n, c] = q[n] * (alphas[c] + B[n, c + 1])
+    return B
+
+
+@_jit
+def _catch_up(P, M, V, row, last, c, cu):
+    """Bring ``row`` of ``P`` (2-D, with moments ``M``, ``V``), last stepped after step ``last``, up to step ``c``.
+
+    ``cu`` holds the epoch's catch-up tables and scalars (:func:`epoch_numba`).
+    """
+    B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = cu
+    s = c - last
+    if s > 0:
+        catch_up_row(P, 0, M, 0, V, 0, row, P.shape[1], last, s, B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64)
+
+
+@_jit
+def _flush(P, M, V, stamp, n_steps, cu):
+    """Catch every row up to the end of the epoch (``n_steps``); row ``x`` was last stepped in batch ``stamp[x]``."""
+    for row in range(P.shape[0]):
+        _catch_up(P, M, V, row, stamp[row] + 1, n_steps, cu)
+
+
+@_jit
+def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias, cu):
     """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
 
     ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
     ``(N, 1)`` views so that one set of row routines serves all four blocks.
     ``m``, ``v``, ``g`` are tuples (W, H, bu, bi) of arrays shaped like them.
+    Dense Adam steps only the rows in each batch: a row absent since its last
+    step is caught up (:func:`npmf.sgd._formulas.catch_up_row`) when a batch
+    first needs it, before its residual is taken, and every row at the end of
+    the epoch, so that the epoch leaves the state the plain dense loop leaves.
     The per-rating formulas are those of :mod:`npmf.sgd._formulas`, shared with
     the block kernel; the loss's squared norms are summed from the Python float
     ``0.0``, so in float64 even for float32 factors.
@@ -108,7 +149,9 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
     stamp_u = np.full(W.shape[0], -1, np.int64)
     stamp_i = np.full(H.shape[0], -1, np.int64)
     total = 0.0
-    for b in range((n + batch_size - 1) // batch_size):
+    dense = opt == _ADAM
+    n_batches = (n + batch_size - 1) // batch_size
+    for b in range(n_batches):
         start = b * batch_size
         stop = min(start + batch_size, n)
         c = 2.0 / (stop - start)
@@ -118,6 +161,22 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         for j in range(start, stop):
             uu = u[j]
             ii = i[j]
+            if stamp_u[uu] != b:
+                if dense:
+                    _catch_up(W, m[0], v[0], uu, stamp_u[uu] + 1, b, cu)
+                    if fit_bias:
+                        _catch_up(bu, m[2], v[2], uu, stamp_u[uu] + 1, b, cu)
+                stamp_u[uu] = b
+                rows_u[nu] = uu
+                nu += 1
+            if stamp_i[ii] != b:
+                if dense:
+                    _catch_up(H, m[1], v[1], ii, stamp_i[ii] + 1, b, cu)
+                    if fit_bias:
+                        _catch_up(bi, m[3], v[3], ii, stamp_i[ii] + 1, b, cu)
+                stamp_i[ii] = b
+                rows_i[ni] = ii
+                ni += 1
             e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
             total += loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
             for f in range(k):
@@ -125,14 +184,6 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
                 gH[ii, f] += c * factor_gradient(e, W[uu, f], reg, H[ii, f])
             gbu[uu, 0] += c * bias_gradient(e, reg, bu[uu, 0])
             gbi[ii, 0] += c * bias_gradient(e, reg, bi[ii, 0])
-            if stamp_u[uu] != b:
-                stamp_u[uu] = b
-                rows_u[nu] = uu
-                nu += 1
-            if stamp_i[ii] != b:
-                stamp_i[ii] = b
-                rows_i[ni] = ii
-                ni += 1
         # Pass 2: the step, with every gradient taken at the old parameters.
         alpha = alphas[b]
         _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, c1, c2, epsilon)
@@ -143,7 +194,28 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         else:
             _zero_rows(gbu, rows_u, nu)
             _zero_rows(gbi, rows_i, ni)
+    if dense:
+        _flush(W, m[0], v[0], stamp_u, n_batches, cu)
+        _flush(H, m[1], v[1], stamp_i, n_batches, cu)
+        if fit_bias:
+            _flush(bu, m[2], v[2], stamp_u, n_batches, cu)
+            _flush(bi, m[3], v[3], stamp_i, n_batches, cu)
     return total
+
+
+# The catch-up's tables for the optimisers that need none (same types, empty).
+_NO_CATCH_UP = (
+    np.zeros((0, 1)),
+    np.zeros((0, 1)),
+    np.zeros(1),
+    np.zeros(1),
+    np.zeros(1),
+    np.zeros(0),
+    np.zeros(1),
+    0.0,
+    0.0,
+    0.0,
+)
 
 
 def _col(a):
@@ -163,6 +235,13 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     cols = [_col(a) for a in (bu, bi)]
     # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
     ft = W.dtype.type
+    if config.optimizer == "adam":
+        alphas64 = np.asarray(alphas, np.float64)
+        tables = catch_up_tables(alphas64, config.beta_1, config.beta_2, config.epsilon, backward_table_numba)
+        scalars = (1.0 - config.beta_1, 1.0 - config.beta_2, float(config.epsilon))
+        cu = (*tables, np.empty(SERIES_TERMS), alphas64, *scalars)
+    else:
+        cu = _NO_CATCH_UP
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
     return _epoch(
@@ -185,6 +264,7 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
         ft(config.epsilon),
         float(config.reg),
         bool(config.biases),
+        cu,
     )
 
 
