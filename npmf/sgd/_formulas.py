@@ -133,6 +133,16 @@ def sgd_scalar(p, g, lr):
 
 
 @_inline
+def list_row(stamp, x, tag, rows, n):
+    """List row ``x`` in ``rows[:n]`` for batch ``tag`` unless ``stamp[x]`` shows it listed; returns the new ``n``."""
+    if stamp[x] != tag:
+        stamp[x] = tag
+        rows[n] = x
+        n += 1
+    return n
+
+
+@_inline
 def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, alphas, c1, c2, eps):
     r"""Replay ``s`` absent dense-Adam steps after step ``tau`` on one row, in place: the catch-up.
 

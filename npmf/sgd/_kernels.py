@@ -18,21 +18,13 @@ import warnings
 import numba
 import numpy as np
 
-from ._formulas import (
-    adam_scalar,
-    bias_gradient,
-    catch_up_row,
-    factor_gradient,
-    loss_term,
-    penalty,
-    residual,
-    sgd_scalar,
-)
-from .catchup import SERIES_TERMS, catch_up_tables
+from ._catchup_kernels import NO_CATCH_UP, catch_up, catch_up_state, flush
+from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
+from .catchup import SERIES_TERMS, catch_up_horizon
 from .config import OPTIMIZERS
 from .optimizers import adam_step_sizes
 
-__all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam_is_slow", "backward_table_numba"]
+__all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam_is_slow"]
 
 OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "sgd"))
@@ -97,35 +89,6 @@ def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
 
 
 @_jit
-def backward_table_numba(alphas, q):
-    """Numba twin of :func:`npmf.sgd.catchup.backward_table`: the catch-up's per-epoch table :math:`B_n`."""
-    B = np.zeros((q.shape[0], alphas.shape[0] + 1))
-    for c in range(alphas.shape[0] - 1, -1, -1):
-        for n in range(q.shape[0]):
-            B[n, c] = q[n] * (alphas[c] + B[n, c + 1])
-    return B
-
-
-@_jit
-def _catch_up(P, M, V, row, last, c, cu):
-    """Bring ``row`` of ``P`` (2-D, with moments ``M``, ``V``), last stepped after step ``last``, up to step ``c``.
-
-    ``cu`` holds the epoch's catch-up tables and scalars (:func:`epoch_numba`).
-    """
-    B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = cu
-    s = c - last
-    if s > 0:
-        catch_up_row(P, 0, M, 0, V, 0, row, P.shape[1], last, s, B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64)
-
-
-@_jit
-def _flush(P, M, V, stamp, n_steps, cu):
-    """Catch every row up to the end of the epoch (``n_steps``); row ``x`` was last stepped in batch ``stamp[x]``."""
-    for row in range(P.shape[0]):
-        _catch_up(P, M, V, row, stamp[row] + 1, n_steps, cu)
-
-
-@_jit
 def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias, cu):
     """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
 
@@ -161,22 +124,16 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         for j in range(start, stop):
             uu = u[j]
             ii = i[j]
-            if stamp_u[uu] != b:
-                if dense:
-                    _catch_up(W, m[0], v[0], uu, stamp_u[uu] + 1, b, cu)
-                    if fit_bias:
-                        _catch_up(bu, m[2], v[2], uu, stamp_u[uu] + 1, b, cu)
-                stamp_u[uu] = b
-                rows_u[nu] = uu
-                nu += 1
-            if stamp_i[ii] != b:
-                if dense:
-                    _catch_up(H, m[1], v[1], ii, stamp_i[ii] + 1, b, cu)
-                    if fit_bias:
-                        _catch_up(bi, m[3], v[3], ii, stamp_i[ii] + 1, b, cu)
-                stamp_i[ii] = b
-                rows_i[ni] = ii
-                ni += 1
+            if dense and stamp_u[uu] != b:
+                catch_up(W, m[0], v[0], uu, stamp_u[uu] + 1, b, cu)
+                if fit_bias:
+                    catch_up(bu, m[2], v[2], uu, stamp_u[uu] + 1, b, cu)
+            nu = list_row(stamp_u, uu, b, rows_u, nu)
+            if dense and stamp_i[ii] != b:
+                catch_up(H, m[1], v[1], ii, stamp_i[ii] + 1, b, cu)
+                if fit_bias:
+                    catch_up(bi, m[3], v[3], ii, stamp_i[ii] + 1, b, cu)
+            ni = list_row(stamp_i, ii, b, rows_i, ni)
             e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
             total += loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
             for f in range(k):
@@ -195,27 +152,12 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
             _zero_rows(gbu, rows_u, nu)
             _zero_rows(gbi, rows_i, ni)
     if dense:
-        _flush(W, m[0], v[0], stamp_u, n_batches, cu)
-        _flush(H, m[1], v[1], stamp_i, n_batches, cu)
+        flush(W, m[0], v[0], stamp_u, n_batches, cu)
+        flush(H, m[1], v[1], stamp_i, n_batches, cu)
         if fit_bias:
-            _flush(bu, m[2], v[2], stamp_u, n_batches, cu)
-            _flush(bi, m[3], v[3], stamp_i, n_batches, cu)
+            flush(bu, m[2], v[2], stamp_u, n_batches, cu)
+            flush(bi, m[3], v[3], stamp_i, n_batches, cu)
     return total
-
-
-# The catch-up's tables for the optimisers that need none (same types, empty).
-_NO_CATCH_UP = (
-    np.zeros((0, 1)),
-    np.zeros((0, 1)),
-    np.zeros(1),
-    np.zeros(1),
-    np.zeros(1),
-    np.zeros(0),
-    np.zeros(1),
-    0.0,
-    0.0,
-    0.0,
-)
 
 
 def _col(a):
@@ -235,13 +177,7 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     cols = [_col(a) for a in (bu, bi)]
     # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
     ft = W.dtype.type
-    if config.optimizer == "adam":
-        alphas64 = np.asarray(alphas, np.float64)
-        tables = catch_up_tables(alphas64, config.beta_1, config.beta_2, config.epsilon, backward_table_numba)
-        scalars = (1.0 - config.beta_1, 1.0 - config.beta_2, float(config.epsilon))
-        cu = (*tables, np.empty(SERIES_TERMS), alphas64, *scalars)
-    else:
-        cu = _NO_CATCH_UP
+    cu = catch_up_state(alphas, config) if config.optimizer == "adam" else NO_CATCH_UP
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
     return _epoch(
@@ -301,23 +237,31 @@ class SerialEpochs:
         """Nothing to do: the serial kernel trains ``params`` themselves."""
 
 
-# Dense Adam moves every parameter at every step. Above this many parameter
-# updates per epoch (about a minute per epoch on one core at ~2e8 updates/s,
-# the speed of the dense loop, which streams W, m, v and g) it warns.
+# Dense Adam's catch-up replays a row's absent steps by a series that costs a few
+# flops per element. Where the series cannot be used (beta_1 >= beta_2 ** (SERIES_TERMS / 2),
+# so q_n >= 1: then every element replays its absent steps one by one, up to the
+# horizon) an epoch costs up to this many per-step updates before it warns
+# (about a minute on one core at ~2e8 updates/s).
 DENSE_ADAM_WARN_UPDATES = 1e10
 
 
 def warn_if_dense_adam_is_slow(config, n_rows, n_batches):
-    """Warn when dense Adam's (M + N) k updates per step, times the steps per epoch, are enormous."""
-    if config.optimizer != "adam":
+    """Warn when dense Adam's catch-up must replay absent steps one by one and that would be enormous.
+
+    With the usual betas the catch-up is a closed form and dense ``adam`` costs
+    about what ``lazy_adam`` does, so it does not warn. ``n_rows`` is M + N.
+    """
+    if config.optimizer != "adam" or config.beta_1 < config.beta_2 ** (SERIES_TERMS / 2):
         return
     per_step = n_rows * (config.n_factors + config.biases)
-    if per_step * n_batches > DENSE_ADAM_WARN_UPDATES:
+    horizon = catch_up_horizon(config.beta_1, config.beta_2, n_batches)
+    updates = min(per_step, config.batch_size * 2 * (config.n_factors + 1)) * n_batches * horizon
+    if updates > DENSE_ADAM_WARN_UPDATES:
         warnings.warn(
-            f"optimizer='adam' is dense: it updates all {per_step:,} parameters at each of the {n_batches:,} "
-            f"steps of an epoch ({per_step * n_batches:.1e} updates per epoch), which will be very slow. "
+            f"optimizer='adam' with beta_1={config.beta_1} >= beta_2 ** {SERIES_TERMS // 2} cannot replay absent rows "
+            f"in closed form: up to {updates:.1e} per-step updates per epoch, which will be very slow. "
             "Use optimizer='lazy_adam', which updates only the rows in each batch and runs on all cores "
-            "(or at least a larger batch_size).",
+            "(or a smaller beta_1).",
             UserWarning,
             stacklevel=4,
         )

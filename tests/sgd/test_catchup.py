@@ -8,8 +8,9 @@ import pytest
 
 import npmf.sgd._kernels as kernels
 from npmf import MatrixFactorization
+from npmf.sgd._catchup_kernels import backward_table_numba
 from npmf.sgd._formulas import catch_up_row
-from npmf.sgd._kernels import backward_table_numba, epoch_numba
+from npmf.sgd._kernels import epoch_numba
 from npmf.sgd.catchup import SERIES_TERMS, backward_table, catch_up, catch_up_horizon, catch_up_tables
 from npmf.sgd.config import SGDConfig
 from npmf.sgd.optimizers import adam_step_sizes, adam_update, epoch_numpy
@@ -167,3 +168,34 @@ def test_the_horizon_bounds_the_tail():
     assert q0**L / (1 - q0) / (0.1 * math.sqrt(0.001)) < 2.0**-64
     assert catch_up_horizon(0.9, 0.999, 100) == 100
     assert catch_up_horizon(0.99, 0.9, 5000) == 5000  # beta_1 >= sqrt(beta_2): no horizon, all exact
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("batch_size, fit_bias", [(4, True), (8, False)])
+def test_block_path_equals_its_sequential_twin(n_threads, batch_size, fit_bias):
+    from npmf.sgd import _block_kernels, blocks
+
+    u, i, r, params = _skewed_problem(4, M=30, N=20, n=900, k=4)
+    params[2][:], params[3][:] = (0.1, -0.1) if fit_bias else (0.0, 0.0)
+    config = SGDConfig(optimizer="adam", learning_rate=0.01, reg=0.05 if fit_bias else 0.0, biases=fit_bias,
+                       batch_size=batch_size, n_threads=n_threads)  # fmt: skip
+    p1, p2 = [p.copy() for p in params], [p.copy() for p in params]
+    m2, v2 = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    fast = _block_kernels.BlockEpochs(u, i, p1, [a.copy() for a in m2], [a.copy() for a in v2], config, n_strata=3)
+    fast.copy_ratings(u, i, r)
+    order, offsets = blocks.block_order(u, i, fast.su, fast.si, 3)
+    U, I, R = u[order], i[order], r[order]
+    rng1, rng2, t = np.random.default_rng(5), np.random.default_rng(5), 0
+    for _ in range(3):
+        total, steps = fast.run(rng1, 3.0 if fit_bias else 0.0, t)
+        fast.write_params(p1)
+        seeds = rng2.integers(0, 2**63, size=9, dtype=np.uint64)
+        alphas = adam_step_sizes(t, steps, 0.01, 0.9, 0.999)
+        mu = 3.0 if fit_bias else 0.0
+        ref = blocks.epoch_blocks_numpy(U, I, R, offsets, seeds, batch_size, mu, p2, m2, v2, alphas, config)
+        t += steps
+        m1, v1 = fast.moments()
+        for a, b in zip(p1 + m1 + v1, p2 + m2 + v2, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        assert total == pytest.approx(ref, rel=1e-12)
+    assert not np.allclose(p1[0][1], params[0][1])  # a rare row, moved while absent
