@@ -24,6 +24,8 @@ __all__ = [
 ]
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+# The per-row catch-ups are spliced into the calling kernels (no call, no tuple of arrays passed per row).
+_inline = numba.njit(inline="always", error_model="numpy", nogil=True)
 
 
 @_jit
@@ -36,7 +38,7 @@ def backward_table_numba(alphas, q):
     return B
 
 
-@_jit
+@_inline
 def catch_up(P, M, V, row, last, c, cu):
     """Bring ``row`` of ``P`` (2-D, with moments ``M``, ``V``), last stepped after step ``last``, up to step ``c``.
 
@@ -82,7 +84,7 @@ NO_CATCH_UP = (
 )
 
 
-@_jit
+@_inline
 def catch_up_record(X, x, stamp, tag0, c, n_trained, s, cu, G):
     """Bring record ``x`` of ``X``, last stepped at global step ``stamp[x] + 1``, up to epoch step ``c``.
 

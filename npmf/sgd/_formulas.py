@@ -172,11 +172,12 @@ def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, 
         if m0 != 0.0:
             x = np.sqrt(v0)
             if x > 0.0 and x >= limit:
-                y = -eps / x
+                inv = 1.0 / x
+                y = -eps * inv
                 acc = G[n_terms - 1]
                 for n in range(n_terms - 2, -1, -1):
                     acc = G[n] + y * acc
-                P[row, pc + f] = np.float64(P[row, pc + f]) - m0 * acc / x
+                P[row, pc + f] = np.float64(P[row, pc + f]) - m0 * acc * inv
             else:
                 pe = np.float64(P[row, pc + f])
                 me = m0

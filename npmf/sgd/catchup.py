@@ -140,10 +140,11 @@ def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
     safe = (x > 0) & (x >= thr[s_]) & (m0 != 0)
     xs = x[safe]
     acc = np.full(xs.shape, G[-1])
-    y = -epsilon / xs
+    inv = 1.0 / xs
+    y = -epsilon * inv
     for g_n in G[-2::-1]:
         acc = g_n + y * acc
-    p[safe] = p[safe] - m0[safe] * acc / xs
+    p[safe] = p[safe] - m0[safe] * acc * inv
     for e in np.flatnonzero(~safe & (m0 != 0)):
         # The exact loop: dense Adam's step with g = 0, as adam_update writes it.
         pe, me, ve = float(p[e]), m0[e], v0[e]
