@@ -31,10 +31,10 @@ _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
 @_jit
 def backward_table_numba(alphas, q):
     """Numba twin of :func:`npmf.sgd.catchup.backward_table`: the catch-up's per-epoch table :math:`B_n`."""
-    B = np.zeros((q.shape[0], alphas.shape[0] + 1))
+    B = np.zeros((alphas.shape[0] + 1, q.shape[0]))
     for c in range(alphas.shape[0] - 1, -1, -1):
         for n in range(q.shape[0]):
-            B[n, c] = q[n] * (alphas[c] + B[n, c + 1])
+            B[c, n] = q[n] * (alphas[c] + B[c + 1, n])
     return B
 
 
@@ -71,8 +71,8 @@ def catch_up_state(alphas, config):
 
 # The catch-up's tables for the optimisers that need none (same types, empty).
 NO_CATCH_UP = (
-    np.zeros((0, 1)),
-    np.zeros((0, 1)),
+    np.zeros((1, 0)),
+    np.zeros((1, 0)),
     np.zeros(1),
     np.zeros(1),
     np.zeros(1),
@@ -100,7 +100,7 @@ def catch_up_record(X, x, stamp, tag0, c, n_trained, s, cu, G):
 
 @_jit
 def _flush_records(X, stamp, tag0, n_steps, n_trained, s, cu):
-    G = np.empty(cu[0].shape[0])
+    G = np.empty(cu[0].shape[1])
     for x in range(X.shape[0]):
         catch_up_record(X, x, stamp, tag0, n_steps, n_trained, s, cu, G)
 

@@ -158,11 +158,11 @@ def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, 
     elsewhere (and :math:`m \ne 0`) the exact per-step loop over the first
     :math:`s' = \min(s, L)` steps; then :math:`m \mathrel{*}= \beta_1^s`, :math:`v \mathrel{*}= \beta_2^s`.
     """
-    L = Q.shape[1] - 1
+    L = Q.shape[0] - 1
     s_ = min(s, L)
     n_terms = G.shape[0]
     for n in range(n_terms):
-        G[n] = B[n, tau] - Q[n, s_] * B[n, tau + s_]
+        G[n] = B[tau, n] - Q[s_, n] * B[tau + s_, n]
     limit = thr[s_]
     d1 = P1[s]
     d2 = P2[s]

@@ -76,9 +76,9 @@ def backward_table(alphas, q):
     NumPy twin of :func:`npmf.sgd._kernels.backward_table_numba`. Every term is
     a positive sum of step sizes times powers below one, so it is well scaled.
     """
-    B = np.zeros((len(q), len(alphas) + 1))
+    B = np.zeros((len(alphas) + 1, len(q)))
     for c in range(len(alphas) - 1, -1, -1):
-        B[:, c] = q * (alphas[c] + B[:, c + 1])
+        B[c] = q * (alphas[c] + B[c + 1])
     return B
 
 
@@ -95,9 +95,9 @@ def catch_up_tables(alphas, beta_1, beta_2, epsilon, backward=backward_table):
 
     Returns
     -------
-    B : ndarray (SERIES_TERMS, n_steps + 1)
-        :math:`B_n(c)`, with :math:`B_n(n_{steps}) = 0`.
-    Q : ndarray (SERIES_TERMS, L + 1)
+    B : ndarray (n_steps + 1, SERIES_TERMS)
+        :math:`B_n(c)`, with :math:`B_n(n_{steps}) = 0`; a step's terms share a cache line.
+    Q : ndarray (L + 1, SERIES_TERMS)
         :math:`q_n^{s}` for :math:`s \le L`.
     P1, P2 : ndarray (n_steps + 1,)
         :math:`\beta_1^s` and :math:`\beta_2^s`.
@@ -111,7 +111,7 @@ def catch_up_tables(alphas, beta_1, beta_2, epsilon, backward=backward_table):
     q = beta_1 * beta_2 ** (-(n + 1) / 2.0)
     B = backward(np.asarray(alphas, np.float64), q)
     s = np.arange(L + 1)
-    Q = q[:, None] ** s[None, :]
+    Q = q[None, :] ** s[:, None]
     steps = np.arange(n_steps + 1)
     P1, P2 = beta_1**steps, beta_2**steps
     if q[-1] < 1.0 and epsilon > 0.0:
@@ -132,9 +132,9 @@ def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
     if s == 0:
         return
     B, Q, P1, P2, thr = tables
-    L = Q.shape[1] - 1
+    L = Q.shape[0] - 1
     s_ = min(s, L)
-    G = B[:, tau] - Q[:, s_] * B[:, tau + s_]
+    G = B[tau] - Q[s_] * B[tau + s_]
     m0, v0 = m.astype(np.float64), v.astype(np.float64)
     x = np.sqrt(v0)
     safe = (x > 0) & (x >= thr[s_]) & (m0 != 0)
