@@ -1,4 +1,4 @@
-"""Numba kernels for block-scheduled ``lazy_adam`` and ``sgd`` on every core.
+"""Numba kernels for block-scheduled ``adam``, ``lazy_adam`` and ``sgd`` on every core.
 
 :mod:`npmf.sgd.blocks` defines the epoch (LibMF/DSGD block scheduling: blocks that
 share no user and no item stratum run at the same time, without locks) and
@@ -33,6 +33,9 @@ tests ask 1e-12). Compilation is deterministic, so reruns give the same bits.
 The formulas (residual, loss term, gradients, Adam and SGD steps) are the
 serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into this kernel and
 so compiled under its fastmath flags.
+
+Dense ``adam`` steps the batch's rows as ``lazy_adam`` does and catches the others up
+(:mod:`npmf.sgd._catchup_kernels`); rows trained at once are disjoint, so any thread count gives the twin's result.
 """
 
 import numba
@@ -42,7 +45,8 @@ from numba import prange
 from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
+from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
+from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
 from .config import BLOCK_OPTIMIZERS
 from .optimizers import adam_step_sizes
 
@@ -131,13 +135,13 @@ def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
 
 @_fast
 def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-           lr, c1, c2, eps, reg, tmp):  # fmt: skip
+           lr, c1, c2, eps, reg, tmp, cu):  # fmt: skip
     """Shuffle and train one block; returns the sum of its ratings' loss terms.
 
     The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
     serial kernel's), on the records: bias in slot ``k``, gradient segment at
     ``s``. The loss's squared norms are summed from ``zero``, in the records'
-    dtype, so that under fastmath LLVM vectorises that sum.
+    dtype, so that under fastmath LLVM vectorises that sum. Dense Adam's ``cu`` (else empty) catches rows up.
     """
     _shuffle(u, i, r, start, stop, seed)
     k = U.shape[1] // (4 if lazy else (2 if bs > 1 else 1)) - 1
@@ -166,6 +170,7 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
     gw = np.empty(s, U.dtype)
     gh = np.empty(s, U.dtype)
     rows_i = np.empty(bs, np.int64)
+    dense, G = cu[0].shape[1] > 0, np.empty(cu[0].shape[1])
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
         hi = min(lo + bs, stop)
@@ -177,6 +182,12 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
+            if dense and stamp_u[x] != tag:
+                catch_up_record(U, x, stamp_u, tag0, batch0 + b, n_trained, s, cu, G)
+            nu = list_row(stamp_u, x, tag, rows_u, nu)
+            if dense and stamp_i[y] != tag:
+                catch_up_record(V, y, stamp_i, tag0, batch0 + b, n_trained, s, cu, G)
+            ni = list_row(stamp_i, y, tag, rows_i, ni)
             e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
             total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
             for f in range(k):
@@ -191,14 +202,6 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
             if fit_bias:
                 U[x, s + k] += c * bias_gradient(e, reg, U[x, k])
                 V[y, s + k] += c * bias_gradient(e, reg, V[y, k])
-            if stamp_u[x] != tag:
-                stamp_u[x] = tag
-                rows_u[nu] = x
-                nu += 1
-            if stamp_i[y] != tag:
-                stamp_i[y] = tag
-                rows_i[ni] = y
-                ni += 1
         alpha = alphas[batch0 + b] if lazy else alphas[0]  # SGD gets no step sizes
         _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps)
         _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps)
@@ -207,7 +210,7 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-                  lr, c1, c2, eps, reg, totals, tmps, threads):  # fmt: skip
+                  lr, c1, c2, eps, reg, totals, tmps, threads, cu):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
     Blocks go to threads one at a time as each comes free (chunk size 1), not in
@@ -218,7 +221,7 @@ def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_
             b = s * P + p
             threads[b] = numba.get_thread_id()
             totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u, stamp_i,
-                               alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p])  # fmt: skip
+                               alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p], cu)  # fmt: skip
         numba.set_parallel_chunksize(saved)
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
@@ -265,7 +268,8 @@ class BlockEpochs:
         self.config = config
         self.dtype = np.dtype(config.dtype)
         bs = config.batch_size
-        self.lazy = config.optimizer == "lazy_adam"
+        self.lazy = config.optimizer in ("adam", "lazy_adam")  # Adam's moments live in the records
+        self.dense = config.optimizer == "adam"
         self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
         self._pack(params, m, v)
         self.n_users, self.n_items = len(params[0]), len(params[1])
@@ -367,7 +371,8 @@ class BlockEpochs:
         seeds = rng.integers(0, 2**63, size=self.P * self.P, dtype=np.uint64)
         # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
         n_alphas = self.n_batches if self.lazy else 1
-        alphas = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2).astype(self.dtype)
+        alphas64 = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2)
+        alphas, cu = alphas64.astype(self.dtype), catch_up_state(alphas64, c) if self.dense else NO_CATCH_UP
         totals = np.zeros(self.P * self.P)
         tmps = np.zeros((self.P, 1), self.dtype)
         with numba_threads(c.n_threads):
@@ -378,8 +383,10 @@ class BlockEpochs:
                     self.u, self.i, self.r, self.offsets, self.first, self.P, seeds, int(t0), *self.records,
                     self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
-                    dt(c.reg), totals, tmps, self.threads,
+                    dt(c.reg), totals, tmps, self.threads, cu,
                 )  # fmt: skip
+        if self.dense:
+            flush_records(self.records, (self.stamp_u, self.stamp_i), int(t0), self.n_batches, c.biases, cu)
         return float(total), self.n_batches
 
 

@@ -27,7 +27,16 @@ import numpy as np
 
 from ..core._kernels import prediction
 
-__all__ = ["residual", "penalty", "loss_term", "factor_gradient", "bias_gradient", "adam_scalar", "sgd_scalar"]
+__all__ = [
+    "residual",
+    "penalty",
+    "loss_term",
+    "factor_gradient",
+    "bias_gradient",
+    "adam_scalar",
+    "sgd_scalar",
+    "catch_up_row",
+]
 
 _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
 
@@ -121,3 +130,62 @@ def adam_scalar(p, g, m, v, alpha, c1, c2, eps):
 def sgd_scalar(p, g, lr):
     r"""The plain SGD step on one parameter, :math:`p - \eta g`; returns the new ``p``."""
     return p - lr * g
+
+
+@_inline
+def list_row(stamp, x, tag, rows, n):
+    """List row ``x`` in ``rows[:n]`` for batch ``tag`` unless ``stamp[x]`` shows it listed; returns the new ``n``."""
+    if stamp[x] != tag:
+        stamp[x] = tag
+        rows[n] = x
+        n += 1
+    return n
+
+
+@_inline
+def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, alphas, c1, c2, eps):
+    r"""Replay ``s`` absent dense-Adam steps after step ``tau`` on one row, in place: the catch-up.
+
+    The row's parameters, first and second moments are ``P[row, pc:pc+width]``,
+    ``M[row, mc:mc+width]`` and ``V[row, vc:vc+width]`` (separate arrays in the
+    serial kernel, one record in the block kernel). ``B, Q, P1, P2, thr`` are
+    the epoch's tables (:func:`npmf.sgd.catchup.catch_up_tables`), ``G`` a
+    scratch of ``SERIES_TERMS`` float64, ``alphas`` the epoch's float64 step
+    sizes, ``c1 = 1 - beta_1``, ``c2 = 1 - beta_2`` (float64). The arithmetic is
+    float64 whatever the arrays' dtype. Twin of :func:`npmf.sgd.catchup.catch_up`:
+    where :math:`x = \sqrt v` is at least ``thr[s']``, the series in Horner form,
+    :math:`F = x^{-1}(G_0 + y(G_1 + y(G_2 + \dots)))` with :math:`y = -\epsilon/x`;
+    elsewhere (and :math:`m \ne 0`) the exact per-step loop over the first
+    :math:`s' = \min(s, L)` steps; then :math:`m \mathrel{*}= \beta_1^s`, :math:`v \mathrel{*}= \beta_2^s`.
+    """
+    L = Q.shape[0] - 1
+    s_ = min(s, L)
+    n_terms = G.shape[0]
+    for n in range(n_terms):
+        G[n] = B[tau, n] - Q[s_, n] * B[tau + s_, n]
+    limit = thr[s_]
+    d1 = P1[s]
+    d2 = P2[s]
+    for f in range(width):
+        m0 = np.float64(M[row, mc + f])
+        v0 = np.float64(V[row, vc + f])
+        if m0 != 0.0:
+            x = np.sqrt(v0)
+            if x > 0.0 and x >= limit:
+                inv = 1.0 / x
+                y = -eps * inv
+                acc = G[n_terms - 1]
+                for n in range(n_terms - 2, -1, -1):
+                    acc = G[n] + y * acc
+                P[row, pc + f] = np.float64(P[row, pc + f]) - m0 * acc * inv
+            else:
+                pe = np.float64(P[row, pc + f])
+                me = m0
+                ve = v0
+                for j in range(s_):
+                    me = me + (0.0 - me) * c1
+                    ve = ve + (0.0 - ve) * c2
+                    pe = pe - (me * alphas[tau + j]) / (np.sqrt(ve) + eps)
+                P[row, pc + f] = pe
+        M[row, mc + f] = m0 * d1
+        V[row, vc + f] = v0 * d2

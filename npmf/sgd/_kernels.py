@@ -19,7 +19,9 @@ import numba
 import numpy as np
 
 from . import _rating_kernels
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
+from ._catchup_kernels import NO_CATCH_UP, catch_up, catch_up_state, flush
+from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
+from .catchup import SERIES_TERMS, catch_up_horizon
 from .config import OPTIMIZERS
 from .optimizers import adam_step_sizes
 
@@ -78,11 +80,9 @@ def _zero_rows(g, rows, n_rows):
 
 @_jit
 def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
-    """Apply one optimiser step to ``p`` (2-D) and clear the gradient rows used."""
-    if opt == _ADAM:
-        n = p.size
-        _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, c1, c2, epsilon)
-    elif opt == _LAZY:
+    """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows."""
+    if opt == _ADAM or opt == _LAZY:
+        # Dense Adam steps the rows of the batch here; the absent ones are caught up (_catch_up).
         _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
@@ -90,12 +90,16 @@ def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
 
 
 @_jit
-def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias):
+def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias, cu):
     """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
 
     ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
     ``(N, 1)`` views so that one set of row routines serves all four blocks.
     ``m``, ``v``, ``g`` are tuples (W, H, bu, bi) of arrays shaped like them.
+    Dense Adam steps only the rows in each batch: a row absent since its last
+    step is caught up (:func:`npmf.sgd._formulas.catch_up_row`) when a batch
+    first needs it, before its residual is taken, and every row at the end of
+    the epoch, so that the epoch leaves the state the plain dense loop leaves.
     The per-rating formulas are those of :mod:`npmf.sgd._formulas`, shared with
     the block kernel; the loss's squared norms are summed from the Python float
     ``0.0``, so in float64 even for float32 factors.
@@ -109,7 +113,9 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
     stamp_u = np.full(W.shape[0], -1, np.int64)
     stamp_i = np.full(H.shape[0], -1, np.int64)
     total = 0.0
-    for b in range((n + batch_size - 1) // batch_size):
+    dense = opt == _ADAM
+    n_batches = (n + batch_size - 1) // batch_size
+    for b in range(n_batches):
         start = b * batch_size
         stop = min(start + batch_size, n)
         c = 2.0 / (stop - start)
@@ -119,6 +125,16 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         for j in range(start, stop):
             uu = u[j]
             ii = i[j]
+            if dense and stamp_u[uu] != b:
+                catch_up(W, m[0], v[0], uu, stamp_u[uu] + 1, b, cu)
+                if fit_bias:
+                    catch_up(bu, m[2], v[2], uu, stamp_u[uu] + 1, b, cu)
+            nu = list_row(stamp_u, uu, b, rows_u, nu)
+            if dense and stamp_i[ii] != b:
+                catch_up(H, m[1], v[1], ii, stamp_i[ii] + 1, b, cu)
+                if fit_bias:
+                    catch_up(bi, m[3], v[3], ii, stamp_i[ii] + 1, b, cu)
+            ni = list_row(stamp_i, ii, b, rows_i, ni)
             e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
             total += loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
             for f in range(k):
@@ -126,14 +142,6 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
                 gH[ii, f] += c * factor_gradient(e, W[uu, f], reg, H[ii, f])
             gbu[uu, 0] += c * bias_gradient(e, reg, bu[uu, 0])
             gbi[ii, 0] += c * bias_gradient(e, reg, bi[ii, 0])
-            if stamp_u[uu] != b:
-                stamp_u[uu] = b
-                rows_u[nu] = uu
-                nu += 1
-            if stamp_i[ii] != b:
-                stamp_i[ii] = b
-                rows_i[ni] = ii
-                ni += 1
         # Pass 2: the step, with every gradient taken at the old parameters.
         alpha = alphas[b]
         _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, c1, c2, epsilon)
@@ -144,6 +152,12 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         else:
             _zero_rows(gbu, rows_u, nu)
             _zero_rows(gbi, rows_i, ni)
+    if dense:
+        flush(W, m[0], v[0], stamp_u, n_batches, cu)
+        flush(H, m[1], v[1], stamp_i, n_batches, cu)
+        if fit_bias:
+            flush(bu, m[2], v[2], stamp_u, n_batches, cu)
+            flush(bi, m[3], v[3], stamp_i, n_batches, cu)
     return total
 
 
@@ -164,6 +178,7 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     cols = [_col(a) for a in (bu, bi)]
     # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
     ft = W.dtype.type
+    cu = catch_up_state(alphas, config) if config.optimizer == "adam" else NO_CATCH_UP
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
     return _epoch(
@@ -186,6 +201,7 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
         ft(config.epsilon),
         float(config.reg),
         bool(config.biases),
+        cu,
     )
 
 
@@ -261,23 +277,31 @@ class SerialEpochs:
         """Nothing to do: the serial kernel trains ``params`` themselves."""
 
 
-# Dense Adam moves every parameter at every step. Above this many parameter
-# updates per epoch (about a minute per epoch on one core at ~2e8 updates/s,
-# the speed of the dense loop, which streams W, m, v and g) it warns.
+# Dense Adam's catch-up replays a row's absent steps by a series that costs a few
+# flops per element. Where the series cannot be used (beta_1 >= beta_2 ** (SERIES_TERMS / 2),
+# so q_n >= 1: then every element replays its absent steps one by one, up to the
+# horizon) an epoch costs up to this many per-step updates before it warns
+# (about a minute on one core at ~2e8 updates/s).
 DENSE_ADAM_WARN_UPDATES = 1e10
 
 
 def warn_if_dense_adam_is_slow(config, n_rows, n_batches):
-    """Warn when dense Adam's (M + N) k updates per step, times the steps per epoch, are enormous."""
-    if config.optimizer != "adam":
+    """Warn when dense Adam's catch-up must replay absent steps one by one and that would be enormous.
+
+    With the usual betas the catch-up is a closed form and dense ``adam`` costs
+    about what ``lazy_adam`` does, so it does not warn. ``n_rows`` is M + N.
+    """
+    if config.optimizer != "adam" or config.beta_1 < config.beta_2 ** (SERIES_TERMS / 2):
         return
     per_step = n_rows * (config.n_factors + config.biases)
-    if per_step * n_batches > DENSE_ADAM_WARN_UPDATES:
+    horizon = catch_up_horizon(config.beta_1, config.beta_2, n_batches)
+    updates = min(per_step, config.batch_size * 2 * (config.n_factors + 1)) * n_batches * horizon
+    if updates > DENSE_ADAM_WARN_UPDATES:
         warnings.warn(
-            f"optimizer='adam' is dense: it updates all {per_step:,} parameters at each of the {n_batches:,} "
-            f"steps of an epoch ({per_step * n_batches:.1e} updates per epoch), which will be very slow. "
+            f"optimizer='adam' with beta_1={config.beta_1} >= beta_2 ** {SERIES_TERMS // 2} cannot replay absent rows "
+            f"in closed form: up to {updates:.1e} per-step updates per epoch, which will be very slow. "
             "Use optimizer='lazy_adam', which updates only the rows in each batch and runs on all cores "
-            "(or at least a larger batch_size).",
+            "(or a smaller beta_1).",
             UserWarning,
             stacklevel=4,
         )

@@ -15,7 +15,7 @@ __all__ = ["SGDConfig", "OPTIMIZERS", "BLOCK_OPTIMIZERS"]
 # Every optimiser, in the order of the kernels' codes (npmf.sgd._kernels.OPTIMIZER_CODES).
 OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 # Those that the block-scheduled kernels (npmf.sgd._block_kernels) run on many cores.
-BLOCK_OPTIMIZERS = ("lazy_adam", "sgd")
+BLOCK_OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 
 
 @dataclass(frozen=True)

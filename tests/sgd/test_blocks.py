@@ -205,15 +205,19 @@ def test_model_uses_blocks_from_the_threshold(monkeypatch):
     monkeypatch.setattr(_parallel, "BLOCK_MIN_RATINGS", 600)
     for optimizer in ("adam", "lazy_adam", "sgd"):
         MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0).fit(df.user_id, df.item_id, df.rating)
-    assert len(used) == 2  # lazy_adam and sgd, not dense adam
+    assert len(used) == 3  # adam (with its catch-up), lazy_adam and sgd
 
 
 def test_dense_adam_warns_and_points_to_lazy_adam(monkeypatch):
     df = make_ratings(50, 40, 600, random_state=0)
     monkeypatch.setattr(model, "DENSE_ADAM_WARN_UPDATES", 1000)
-    with pytest.warns(UserWarning, match="optimizer='lazy_adam'"):
-        MatrixFactorization(epochs=1, random_state=0).fit(df.user_id, df.item_id, df.rating)
+    with pytest.warns(UserWarning, match="optimizer='lazy_adam'"):  # betas that rule out the closed-form catch-up
+        MatrixFactorization(epochs=1, beta_1=0.9999, random_state=0).fit(df.user_id, df.item_id, df.rating)
     import warnings
+
+    with warnings.catch_warnings():  # the usual betas: the catch-up costs what lazy Adam does
+        warnings.simplefilter("error")
+        MatrixFactorization(epochs=1, random_state=0).fit(df.user_id, df.item_id, df.rating)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

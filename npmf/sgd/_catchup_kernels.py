@@ -1,0 +1,117 @@
+"""Dense Adam's catch-up in Numba: the per-epoch table, and the row catch-ups of the serial and block kernels.
+
+The closed form is :func:`npmf.sgd._formulas.catch_up_row`, its NumPy twin
+:func:`npmf.sgd.catchup.catch_up`; ``docs/derivation.md`` (section 8) derives
+it. The serial kernel (:mod:`npmf.sgd._kernels`) keeps a row's parameters and
+moments in separate 2-D arrays, the block kernel (:mod:`npmf.sgd._block_kernels`)
+in one record per row; both mark each row with the step it was last stepped.
+"""
+
+import numba
+import numpy as np
+
+from ._formulas import catch_up_row
+from .catchup import SERIES_TERMS, catch_up_tables
+
+__all__ = [
+    "backward_table_numba",
+    "catch_up_state",
+    "NO_CATCH_UP",
+    "catch_up",
+    "flush",
+    "catch_up_record",
+    "flush_records",
+]
+
+_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+# The per-row catch-ups are spliced into the calling kernels (no call, no tuple of arrays passed per row).
+_inline = numba.njit(inline="always", error_model="numpy", nogil=True)
+
+
+@_jit
+def backward_table_numba(alphas, q):
+    """Numba twin of :func:`npmf.sgd.catchup.backward_table`: the catch-up's per-epoch table :math:`B_n`."""
+    B = np.zeros((alphas.shape[0] + 1, q.shape[0]))
+    for c in range(alphas.shape[0] - 1, -1, -1):
+        for n in range(q.shape[0]):
+            B[c, n] = q[n] * (alphas[c] + B[c + 1, n])
+    return B
+
+
+@_inline
+def catch_up(P, M, V, row, last, c, cu):
+    """Bring ``row`` of ``P`` (2-D, with moments ``M``, ``V``), last stepped after step ``last``, up to step ``c``.
+
+    ``cu`` holds the epoch's catch-up tables and scalars (:func:`epoch_numba`).
+    """
+    B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = cu
+    s = c - last
+    if s > 0:
+        catch_up_row(P, 0, M, 0, V, 0, row, P.shape[1], last, s, B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64)
+
+
+@_jit
+def flush(P, M, V, stamp, n_steps, cu):
+    """Catch every row up to the end of the epoch (``n_steps``); row ``x`` was last stepped in batch ``stamp[x]``."""
+    for row in range(P.shape[0]):
+        catch_up(P, M, V, row, stamp[row] + 1, n_steps, cu)
+
+
+def catch_up_state(alphas, config):
+    """Dense Adam's catch-up tables and scalars for an epoch of step sizes ``alphas``, as the kernels take them.
+
+    ``(B, Q, P1, P2, thr, G, alphas, 1 - beta_1, 1 - beta_2, epsilon)``, all
+    float64: :func:`npmf.sgd.catchup.catch_up_tables` (with the Numba
+    recursion), a scratch ``G`` of ``SERIES_TERMS``, and the step sizes.
+    """
+    alphas64 = np.asarray(alphas, np.float64)
+    tables = catch_up_tables(alphas64, config.beta_1, config.beta_2, config.epsilon, backward_table_numba)
+    return (*tables, np.empty(SERIES_TERMS), alphas64, 1.0 - config.beta_1, 1.0 - config.beta_2, float(config.epsilon))
+
+
+# The catch-up's tables for the optimisers that need none (same types, empty).
+NO_CATCH_UP = (
+    np.zeros((1, 0)),
+    np.zeros((1, 0)),
+    np.zeros(1),
+    np.zeros(1),
+    np.zeros(1),
+    np.zeros(0),
+    np.zeros(1),
+    0.0,
+    0.0,
+    0.0,
+)
+
+
+@_inline
+def catch_up_record(X, x, stamp, tag0, c, n_trained, s, cu, G):
+    """Bring record ``x`` of ``X``, last stepped at global step ``stamp[x] + 1``, up to epoch step ``c``.
+
+    A stamp from before this epoch (``< tag0``) means the row was flushed to the
+    epoch's start. Parameters at 0, ``m`` at ``2s``, ``v`` at ``3s``.
+    """
+    last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
+    if c > last:
+        B, Q, P1, P2, thr, _, alphas64, d1, d2, eps64 = cu
+        catch_up_row(X, 0, X, 2 * s, X, 3 * s, x, n_trained, last, c - last, B, Q, P1, P2, thr, G, alphas64, d1, d2,
+                     eps64)  # fmt: skip
+
+
+@_jit
+def _flush_records(X, stamp, tag0, n_steps, n_trained, s, cu):
+    G = np.empty(cu[0].shape[1])
+    for x in range(X.shape[0]):
+        catch_up_record(X, x, stamp, tag0, n_steps, n_trained, s, cu, G)
+
+
+def flush_records(records, stamps, tag0, n_steps, biases, cu):
+    """Catch every record of the block kernel's ``records`` (users, items) up to the end of the epoch.
+
+    Records have four segments of ``s = k + 1`` (parameters, gradient, ``m``,
+    ``v``); ``stamps`` the global step each row was last stepped, ``tag0`` the
+    epoch's first, ``n_steps`` the epoch's number of steps.
+    """
+    s = records[0].shape[1] // 4
+    for X, stamp in zip(records, stamps, strict=True):
+        _flush_records(X, stamp, tag0, n_steps, s if biases else s - 1, s, cu)

@@ -1,0 +1,157 @@
+r"""Dense Adam at sparse cost: an absent row's steps replayed in closed form (the catch-up), in plain NumPy.
+
+Dense Adam (:func:`npmf.sgd.optimizers.epoch_numpy` with ``"adam"``) moves
+every parameter at every step. A row absent from the batches of steps
+:math:`\tau+1 \dots \tau+s` has gradient zero there, so its trajectory is fixed
+by its state after step :math:`\tau`:
+
+.. math::
+
+    m \leftarrow \beta_1^s m, \quad v \leftarrow \beta_2^s v, \quad
+    p \leftarrow p - m F, \quad
+    F = \sum_{j=1}^{s} \frac{\alpha_{\tau+j}\,\beta_1^j}{\beta_2^{j/2} x + \epsilon}, \quad x = \sqrt v.
+
+With :math:`1/(a x + \epsilon) = \sum_n (-\epsilon)^n (a x)^{-(n+1)}`,
+
+.. math::
+
+    F = \sum_{n<N} (-\epsilon)^n x^{-(n+1)} G_n(\tau, s), \quad
+    G_n(\tau, s) = B_n(\tau) - q_n^s B_n(\tau+s), \quad
+    B_n(t) = q_n (\alpha_{t+1} + B_n(t+1)), \quad q_n = \beta_1 \beta_2^{-(n+1)/2}.
+
+:func:`catch_up_tables` builds :math:`B_n`, the powers and the thresholds once
+per epoch; :func:`catch_up` replays one row (or any set of elements of the
+same :math:`\tau, s`). Where the series is not safe (:math:`\epsilon` not
+below :data:`SERIES_RATIO` times :math:`\beta_2^{s'/2} x`, or :math:`v = 0`)
+the element runs the exact per-step loop instead. Steps further than the
+horizon :math:`L` back (:func:`catch_up_horizon`) cannot move a double, so
+both forms stop there while :math:`m` and :math:`v` still decay by the full
+:math:`\beta^s`. ``docs/derivation.md`` (section 8) derives all of it. The
+Numba twin is :func:`npmf.sgd._formulas.catch_up_row`, which takes these
+very tables.
+
+Steps are counted within one epoch: a row's state "after ``c`` steps" is
+``c = 0 .. n_steps``; ``alphas[c]`` is the step size of step ``c + 1``.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = ["SERIES_TERMS", "SERIES_RATIO", "catch_up_horizon", "backward_table", "catch_up_tables", "catch_up"]
+
+# Terms of the series, and the largest eps / (beta_2^{s/2} x) at which it is used:
+# the truncation error, at most SERIES_RATIO**SERIES_TERMS / (1 - SERIES_RATIO)
+# relative to F, is below double rounding (1e-16 < 2**-53).
+SERIES_TERMS = 8
+SERIES_RATIO = 0.01
+# The tail beyond the horizon is kept below this, relative to F.
+_TAIL = 2.0**-64
+
+
+def catch_up_horizon(beta_1, beta_2, n_steps):
+    r"""The number of absent steps :math:`L` past which further steps cannot move a double.
+
+    Step :math:`j` of an absent stretch moves the parameter by at most
+    :math:`A\,q_0^{j-1}` times the first step's move, with :math:`q_0 = \beta_1/\sqrt{\beta_2}`
+    and :math:`A` the largest ratio of two step sizes: :math:`\alpha_t/\eta` lies between
+    :math:`\sqrt{1-\beta_2}` and :math:`1/(1-\beta_1)`. The steps after :math:`L` add up to at
+    most :math:`A\,q_0^L/(1-q_0)` of the move, kept below :math:`2^{-64}`. When
+    :math:`q_0 \ge 1` no horizon exists and ``n_steps`` (the whole epoch) is
+    returned, so the exact loop replays every step.
+    """
+    if beta_1 == 0.0:
+        return min(1, n_steps)  # m is zero after one absent step
+    if beta_2 == 0.0 or not beta_1 < math.sqrt(beta_2):
+        return n_steps
+    q0 = beta_1 / math.sqrt(beta_2)
+    ratio = 1.0 / ((1.0 - beta_1) * math.sqrt(1.0 - beta_2))
+    L = math.ceil((math.log(ratio / (1.0 - q0)) - math.log(_TAIL)) / -math.log(q0)) + 1
+    return int(min(L, n_steps))
+
+
+def backward_table(alphas, q):
+    r"""The recursion :math:`B_n(c) = q_n (\alpha_{c+1} + B_n(c+1))`, :math:`B_n(n_{steps}) = 0`, over ``c`` backwards.
+
+    NumPy twin of :func:`npmf.sgd._kernels.backward_table_numba`. Every term is
+    a positive sum of step sizes times powers below one, so it is well scaled.
+    """
+    B = np.zeros((len(alphas) + 1, len(q)))
+    for c in range(len(alphas) - 1, -1, -1):
+        B[c] = q * (alphas[c] + B[c + 1])
+    return B
+
+
+def catch_up_tables(alphas, beta_1, beta_2, epsilon, backward=backward_table):
+    r"""The per-epoch tables of the catch-up; computed in NumPy and handed to the kernel.
+
+    Parameters
+    ----------
+    alphas : float64 ndarray of shape (n_steps,)
+        This epoch's step sizes (:func:`npmf.sgd.optimizers.adam_step_sizes`).
+    beta_1, beta_2, epsilon : float
+    backward : callable
+        :func:`backward_table` or its Numba twin, which the kernel's caller passes.
+
+    Returns
+    -------
+    B : ndarray (n_steps + 1, SERIES_TERMS)
+        :math:`B_n(c)`, with :math:`B_n(n_{steps}) = 0`; a step's terms share a cache line.
+    Q : ndarray (L + 1, SERIES_TERMS)
+        :math:`q_n^{s}` for :math:`s \le L`.
+    P1, P2 : ndarray (n_steps + 1,)
+        :math:`\beta_1^s` and :math:`\beta_2^s`.
+    thr : ndarray (L + 1,)
+        The smallest :math:`x` at which the series is used for a stretch of
+        :math:`s` steps (``inf`` where it never is).
+    """
+    n_steps = len(alphas)
+    L = catch_up_horizon(beta_1, beta_2, n_steps)
+    n = np.arange(SERIES_TERMS)
+    q = beta_1 * beta_2 ** (-(n + 1) / 2.0)
+    B = backward(np.asarray(alphas, np.float64), q)
+    s = np.arange(L + 1)
+    Q = q[None, :] ** s[:, None]
+    steps = np.arange(n_steps + 1)
+    P1, P2 = beta_1**steps, beta_2**steps
+    if q[-1] < 1.0 and epsilon > 0.0:
+        thr = epsilon / (SERIES_RATIO * np.sqrt(beta_2) ** s)
+    elif q[-1] < 1.0:
+        thr = np.zeros(L + 1)  # eps = 0: one term, exact; only x = 0 falls back
+    else:
+        thr = np.full(L + 1, np.inf)
+    return B, Q, P1, P2, thr
+
+
+def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
+    """Replay ``s`` absent steps after step ``tau`` on the elements ``p, m, v`` (1-D arrays), in place.
+
+    NumPy twin of :func:`npmf.sgd._formulas.catch_up_row`. ``tables`` is
+    :func:`catch_up_tables` of the epoch's ``alphas``.
+    """
+    if s == 0:
+        return
+    B, Q, P1, P2, thr = tables
+    L = Q.shape[0] - 1
+    s_ = min(s, L)
+    G = B[tau] - Q[s_] * B[tau + s_]
+    m0, v0 = m.astype(np.float64), v.astype(np.float64)
+    x = np.sqrt(v0)
+    safe = (x > 0) & (x >= thr[s_]) & (m0 != 0)
+    xs = x[safe]
+    acc = np.full(xs.shape, G[-1])
+    inv = 1.0 / xs
+    y = -epsilon * inv
+    for g_n in G[-2::-1]:
+        acc = g_n + y * acc
+    p[safe] = p[safe] - m0[safe] * acc * inv
+    for e in np.flatnonzero(~safe & (m0 != 0)):
+        # The exact loop: dense Adam's step with g = 0, as adam_update writes it.
+        pe, me, ve = float(p[e]), m0[e], v0[e]
+        for j in range(s_):
+            me = me + (0.0 - me) * (1.0 - beta_1)
+            ve = ve + (0.0 - ve) * (1.0 - beta_2)
+            pe = pe - (me * alphas[tau + j]) / (math.sqrt(ve) + epsilon)
+        p[e] = pe
+    m[...] = m0 * P1[s]
+    v[...] = v0 * P2[s]

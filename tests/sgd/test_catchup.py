@@ -1,0 +1,201 @@
+"""Dense Adam with the catch-up equals the plain dense loop (the NumPy twin), and the catch-up equals its twin."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+
+import npmf.sgd._kernels as kernels
+from npmf import MatrixFactorization
+from npmf.sgd._catchup_kernels import backward_table_numba
+from npmf.sgd._formulas import catch_up_row
+from npmf.sgd._kernels import epoch_numba
+from npmf.sgd.catchup import SERIES_TERMS, backward_table, catch_up, catch_up_horizon, catch_up_tables
+from npmf.sgd.config import SGDConfig
+from npmf.sgd.optimizers import adam_step_sizes, adam_update, epoch_numpy
+
+
+def _skewed_problem(seed, M=40, N=12, n=1500, k=3, dtype=np.float64):
+    """Ratings where a few users and items are rare: absent for hundreds to thousands of steps.
+
+    User 0 rates once, user 1 twice, user M-1 never; item 0 is rated twice.
+    """
+    rng = np.random.default_rng(seed)
+    u = rng.integers(2, M - 1, n)
+    i = rng.integers(1, N, n)
+    u[:3] = [0, 1, 1]
+    i[3:5] = 0
+    r = rng.integers(1, 6, n).astype(float)
+    params = [rng.uniform(-0.5, 0.5, (M, k)), rng.uniform(-0.5, 0.5, (N, k)), np.zeros(M), np.zeros(N)]
+    return u, i, r, [p.astype(dtype) for p in params]
+
+
+def _fit(epoch_fn, problem, batch_size, epochs, fit_bias=True, reg=0.05, lr=0.01, epsilon=1e-7, t0=0, state=None):
+    u, i, r, params = problem
+    params = [p.copy() for p in params]
+    m = [np.zeros_like(p) for p in params] if state is None else [a.copy() for a in state[0]]
+    v = [np.zeros_like(p) for p in params] if state is None else [a.copy() for a in state[1]]
+    config = SGDConfig(n_threads=1, optimizer="adam", learning_rate=lr, epsilon=epsilon, reg=reg, biases=fit_bias)
+    rng = np.random.default_rng(7)
+    n_batches = -(-len(r) // batch_size)
+    losses = []
+    for epoch in range(epochs):
+        alphas = adam_step_sizes(t0 + epoch * n_batches, n_batches, lr, 0.9, 0.999)
+        mu = 3.0 if fit_bias else 0.0
+        losses.append(epoch_fn(u, i, r, rng.permutation(len(r)), batch_size, mu, params, m, v, alphas, config))
+    return params, m, v, losses
+
+
+def _assert_close(got, want, rtol):
+    for a, b in zip(got, want, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())
+
+
+@pytest.mark.parametrize(
+    "batch_size, fit_bias, reg, epsilon",
+    [
+        (1, True, 0.05, 1e-7),  # 1500 steps an epoch: rows absent for thousands of steps, past the horizon
+        (8, False, 0.0, 1e-7),
+        (32, True, 0.05, 1e-7),  # repeated rows in a batch
+        (4, True, 0.02, 3e-4),  # sqrt(v) often within 100 eps: about a quarter of the elements take the exact loop
+    ],
+)
+def test_catch_up_equals_the_plain_dense_loop(batch_size, fit_bias, reg, epsilon):
+    problem = _skewed_problem(0)
+    ref = _fit(epoch_numpy, problem, batch_size, 3, fit_bias, reg, epsilon=epsilon)
+    got = _fit(epoch_numba, problem, batch_size, 3, fit_bias, reg, epsilon=epsilon)
+    _assert_close(got[:3], ref[:3], 1e-12)
+    np.testing.assert_allclose(got[3], ref[3], rtol=1e-12)
+    # The rare rows did move while absent (dense Adam), so the comparison covers the catch-up.
+    assert not np.allclose(ref[0][0][1], problem[3][0][1])
+
+
+def test_a_fit_continued_equals_the_dense_loop():
+    # partial_fit's path: a second call starts from the flushed state with the global step count.
+    problem = _skewed_problem(1)
+    first = _fit(epoch_numpy, problem, 4, 1)
+    n_steps = -(-len(problem[2]) // 4)
+    cont = (problem[0], problem[1], problem[2], first[0])
+    ref = _fit(epoch_numpy, cont, 4, 2, t0=n_steps, state=first[1:3])
+    got = _fit(epoch_numba, cont, 4, 2, t0=n_steps, state=first[1:3])
+    _assert_close(got[:3], ref[:3], 1e-12)
+
+
+def test_partial_fit_of_the_estimator_equals_the_dense_loop(monkeypatch):
+    u, i, r, _ = _skewed_problem(2, n=600)
+    kw = dict(n_factors=3, epochs=2, batch_size=4, optimizer="adam", learning_rate=0.01, random_state=0, n_threads=1)
+
+    def fitted():
+        model = MatrixFactorization(**kw).fit(u, i, r)
+        model.partial_fit(u, i, r, epochs=2)
+        return model
+
+    got = fitted()
+    monkeypatch.setattr(kernels, "epoch_numba", lambda *a, **kw: epoch_numpy(*a[:11]))
+    ref = fitted()
+    for name in ("user_factors_", "item_factors_"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13)
+    assert got.n_steps_ == ref.n_steps_ == 4 * 150
+
+
+def test_float32_to_float32_tolerance():
+    problem = _skewed_problem(3, dtype=np.float32)
+    ref = _fit(epoch_numpy, problem, 4, 2)
+    got = _fit(epoch_numba, problem, 4, 2)
+    assert got[0][0].dtype == np.float32
+    _assert_close(got[:1], ref[:1], 2e-4)
+
+
+def _row_states(seed, k=64):
+    """One row's elements in every regime: ordinary, tiny v (exact loop), v = 0 with m != 0, m = 0."""
+    rng = np.random.default_rng(seed)
+    m = rng.normal(0, 1e-2, k)
+    v = rng.uniform(1e-6, 1e-2, k)
+    v[:8] = rng.uniform(0, 1e-12, 8)  # sqrt(v) within a small factor of eps
+    v[8:10] = 0.0
+    m[10:12] = 0.0
+    p = rng.normal(0, 0.3, k)
+    return p, m, v
+
+
+def _dense_steps(p, m, v, alphas, tau, s):
+    p, m, v = p.copy(), m.copy(), v.copy()
+    for j in range(s):
+        adam_update(p, 0.0, m, v, alphas[tau + j], 0.9, 0.999, 1e-7)
+    return p, m, v
+
+
+@numba.njit
+def _catch_up_numba(p, m, v, tau, s, B, Q, P1, P2, thr, alphas):
+    P, M, V = p.reshape(1, -1), m.reshape(1, -1), v.reshape(1, -1)
+    catch_up_row(
+        P, 0, M, 0, V, 0, 0, P.shape[1], tau, s, B, Q, P1, P2, thr, np.empty(B.shape[1]), alphas, 0.1, 0.001, 1e-7
+    )
+
+
+@pytest.mark.parametrize("tau, s", [(0, 1), (3, 17), (10, 600), (0, 2999), (2500, 500)])
+def test_catch_up_equals_the_dense_steps_and_its_twin(tau, s):
+    alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
+    tables = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
+    p, m, v = _row_states(tau + s)
+    want = _dense_steps(p, m, v, alphas, tau, s)
+    got = [a.copy() for a in (p, m, v)]
+    catch_up(*got, tau, s, tables, alphas, 0.9, 0.999, 1e-7)
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-300)
+    twin = [a.copy() for a in (p, m, v)]
+    _catch_up_numba(*twin, tau, s, *tables, alphas)
+    for x, y in zip(twin, got, strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-300)
+
+
+def test_backward_table_equals_its_twin_and_its_definition():
+    alphas = adam_step_sizes(0, 50, 0.001, 0.9, 0.999)
+    q = 0.9 * 0.999 ** (-(np.arange(SERIES_TERMS) + 1) / 2)
+    B = backward_table(alphas, q)
+    np.testing.assert_array_equal(backward_table_numba(alphas, q), B)
+    for c in (0, 13, 49, 50):
+        direct = [sum(alphas[c + j - 1] * qn**j for j in range(1, 51 - c)) for qn in q]
+        np.testing.assert_allclose(B[c], direct, rtol=1e-14)
+
+
+def test_the_horizon_bounds_the_tail():
+    L = catch_up_horizon(0.9, 0.999, 10**6)
+    q0 = 0.9 / math.sqrt(0.999)
+    assert 300 < L < 700
+    assert q0**L / (1 - q0) / (0.1 * math.sqrt(0.001)) < 2.0**-64
+    assert catch_up_horizon(0.9, 0.999, 100) == 100
+    assert catch_up_horizon(0.99, 0.9, 5000) == 5000  # beta_1 >= sqrt(beta_2): no horizon, all exact
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("batch_size, fit_bias", [(4, True), (8, False)])
+def test_block_path_equals_its_sequential_twin(n_threads, batch_size, fit_bias):
+    from npmf.sgd import _block_kernels, blocks
+
+    u, i, r, params = _skewed_problem(4, M=30, N=20, n=900, k=4)
+    params[2][:], params[3][:] = (0.1, -0.1) if fit_bias else (0.0, 0.0)
+    config = SGDConfig(optimizer="adam", learning_rate=0.01, reg=0.05 if fit_bias else 0.0, biases=fit_bias,
+                       batch_size=batch_size, n_threads=n_threads)  # fmt: skip
+    p1, p2 = [p.copy() for p in params], [p.copy() for p in params]
+    m2, v2 = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    fast = _block_kernels.BlockEpochs(u, i, p1, [a.copy() for a in m2], [a.copy() for a in v2], config, n_strata=3)
+    fast.copy_ratings(u, i, r)
+    order, offsets = blocks.block_order(u, i, fast.su, fast.si, 3)
+    U, I, R = u[order], i[order], r[order]
+    rng1, rng2, t = np.random.default_rng(5), np.random.default_rng(5), 0
+    for _ in range(3):
+        total, steps = fast.run(rng1, 3.0 if fit_bias else 0.0, t)
+        fast.write_params(p1)
+        seeds = rng2.integers(0, 2**63, size=9, dtype=np.uint64)
+        alphas = adam_step_sizes(t, steps, 0.01, 0.9, 0.999)
+        mu = 3.0 if fit_bias else 0.0
+        ref = blocks.epoch_blocks_numpy(U, I, R, offsets, seeds, batch_size, mu, p2, m2, v2, alphas, config)
+        t += steps
+        m1, v1 = fast.moments()
+        for a, b in zip(p1 + m1 + v1, p2 + m2 + v2, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        assert total == pytest.approx(ref, rel=1e-12)
+    assert not np.allclose(p1[0][1], params[0][1])  # a rare row, moved while absent
