@@ -45,6 +45,7 @@ from numba import prange
 from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
+from ._block_data import _bucket, _keep_moments, _shuffle
 from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
 from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
 from .config import BLOCK_OPTIMIZERS
@@ -57,56 +58,18 @@ __all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
 # ratings, P = 16 strata) two threads beat the serial kernel for sgd at batch 1
 # and lazy_adam at batch 32 (benchmarks/cornac_compare.py).
 BLOCK_MIN_RATINGS = 50_000
+# Dense adam (Keras' algorithm) stays in Keras' sequential order below this many ratings, so the recipe on
+# ML-100k gives Keras' curve step for step; the block order is another (equally valid) order of the same steps.
+DENSE_BLOCK_MIN_RATINGS = 500_000
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 _fast = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "nsz"})
 
 
 def use_blocks(config, n_ratings):
-    """Whether the model trains with :class:`BlockEpochs` (``lazy_adam``/``sgd`` on many ratings)."""
-    return config.optimizer in BLOCK_OPTIMIZERS and n_ratings >= BLOCK_MIN_RATINGS
-
-
-@_jit
-def _bucket(uk, ub, ut, ik, ib, it, r, su, si, P, out_u, out_i, out_r, offsets):
-    """Counting sort of the ratings into blocks; twin of :func:`npmf.sgd.blocks.block_order`.
-
-    Codes are read through their tables (:class:`npmf.core.encoding.Codes`):
-    user ``ut[uk[j] - ub]``, item ``it[ik[j] - ib]``.
-    """
-    n = uk.shape[0]
-    counts = np.zeros(P * P, np.int64)
-    for j in range(n):
-        x, y = ut[uk[j] - ub], it[ik[j] - ib]
-        counts[((si[y] - su[x]) % P) * P + su[x]] += 1
-    offsets[0] = 0
-    for b in range(P * P):
-        offsets[b + 1] = offsets[b] + counts[b]
-    fill = offsets[:-1].copy()
-    for j in range(n):
-        x, y = ut[uk[j] - ub], it[ik[j] - ib]
-        b = ((si[y] - su[x]) % P) * P + su[x]
-        out_u[fill[b]] = x
-        out_i[fill[b]] = y
-        out_r[fill[b]] = r[j]
-        fill[b] += 1
-
-
-@_jit
-def _shuffle(u, i, r, start, stop, seed):
-    """Twin of :func:`npmf.sgd.blocks.shuffle_block` (SplitMix64-driven Fisher-Yates)."""
-    state = np.uint64(seed)
-    for t in range(stop - start - 1, 0, -1):
-        state = state + np.uint64(0x9E3779B97F4A7C15)
-        z = state
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-        j = int(float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0) * (t + 1))
-        a, b = start + t, start + j
-        u[a], u[b] = u[b], u[a]
-        i[a], i[b] = i[b], i[a]
-        r[a], r[b] = r[b], r[a]
+    """Whether the model trains with :class:`BlockEpochs` (on many ratings; dense ``adam`` on very many)."""
+    least = DENSE_BLOCK_MIN_RATINGS if config.optimizer == "adam" else BLOCK_MIN_RATINGS
+    return config.optimizer in BLOCK_OPTIMIZERS and n_ratings >= least
 
 
 @_jit
@@ -388,20 +351,6 @@ class BlockEpochs:
         if self.dense:
             flush_records(self.records, (self.stamp_u, self.stamp_i), int(t0), self.n_batches, c.biases, cu)
         return float(total), self.n_batches
-
-
-@_jit
-def _keep_moments(X, s):
-    """Move each row's ``[m | v]`` segments (the last two of four) to the front, in place: row q to ``[2sq, 2s(q+1))``.
-
-    Row q's moments start at ``4sq + 2s``, never before their destination, and
-    rows are moved in order, so nothing is overwritten before it is read.
-    """
-    flat = X.reshape(-1)
-    for q in range(X.shape[0]):
-        src, dst = 4 * s * q + 2 * s, 2 * s * q
-        for c in range(2 * s):
-            flat[dst + c] = flat[src + c]
 
 
 def _as_codes(codes, n):

@@ -9,7 +9,7 @@ touch only the rows of the batch, all of that is overhead. Here
 
 * the shuffle is drawn in the kernel, in place on the trainer's own copy of
   the ratings, by the SplitMix64-driven Fisher-Yates shuffle of the block
-  kernels (:func:`npmf.sgd._block_kernels._shuffle`, twin
+  kernels (:func:`npmf.sgd._block_data._shuffle`, twin
   :func:`npmf.sgd.blocks.shuffle_block`) from one seed per epoch: no
   permutation array, no gather, and the kernel then streams through memory;
 * ``sgd`` with ``batch_size=1`` (:func:`sgd_per_rating`) updates the two rows
@@ -28,7 +28,7 @@ dtype, so float32 factors are trained in float32 arithmetic.
 import numba
 import numpy as np
 
-from ._block_kernels import _shuffle
+from ._block_data import _shuffle
 from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
 
 __all__ = ["sgd_per_rating", "batched"]

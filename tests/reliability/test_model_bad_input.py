@@ -156,6 +156,7 @@ def test_an_interrupted_first_fit_leaves_an_unfitted_model():
 @pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
 def test_an_interrupted_block_partial_fit_leaves_the_model_as_it_was(monkeypatch, optimizer):
     monkeypatch.setattr(_block_kernels, "BLOCK_MIN_RATINGS", 0)
+    monkeypatch.setattr(_block_kernels, "DENSE_BLOCK_MIN_RATINGS", 0)
     model = MatrixFactorization(epochs=1, optimizer=optimizer, biases=True, random_state=0).fit(U, I, R)
     before = model_state(model)
     with pytest.raises(KeyboardInterrupt):

@@ -86,6 +86,7 @@ def test_divergence_names_its_likely_cause(kw, scale, cause):
 @pytest.mark.parametrize("optimizer", ["lazy_adam", "sgd"])
 def test_a_diverged_block_partial_fit_restores_everything(monkeypatch, optimizer):
     monkeypatch.setattr(_block_kernels, "BLOCK_MIN_RATINGS", 0)
+    monkeypatch.setattr(_block_kernels, "DENSE_BLOCK_MIN_RATINGS", 0)
     model = _fitted(optimizer, learning_rate=0.01)
     before = model_state(model)
     model.learning_rate = 1e300

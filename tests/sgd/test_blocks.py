@@ -131,6 +131,7 @@ def test_n_strata_depends_on_the_problem_only():
 @pytest.fixture
 def always_blocks(monkeypatch):
     monkeypatch.setattr(_parallel, "BLOCK_MIN_RATINGS", 0)
+    monkeypatch.setattr(_parallel, "DENSE_BLOCK_MIN_RATINGS", 0)
 
 
 @pytest.mark.parametrize("optimizer, batch_size", [("lazy_adam", 64), ("sgd", 1)])
@@ -205,7 +206,10 @@ def test_model_uses_blocks_from_the_threshold(monkeypatch):
     monkeypatch.setattr(_parallel, "BLOCK_MIN_RATINGS", 600)
     for optimizer in ("adam", "lazy_adam", "sgd"):
         MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0).fit(df.user_id, df.item_id, df.rating)
-    assert len(used) == 3  # adam (with its catch-up), lazy_adam and sgd
+    assert len(used) == 2  # lazy_adam and sgd; dense adam keeps Keras' order below DENSE_BLOCK_MIN_RATINGS
+    monkeypatch.setattr(_parallel, "DENSE_BLOCK_MIN_RATINGS", 600)
+    MatrixFactorization(epochs=1, optimizer="adam", random_state=0).fit(df.user_id, df.item_id, df.rating)
+    assert len(used) == 3  # adam, with its catch-up, in blocks too
 
 
 def test_dense_adam_warns_and_points_to_lazy_adam(monkeypatch):
