@@ -176,16 +176,16 @@ def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_
                   lr, c1, c2, eps, reg, totals, tmps, threads, cu):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
-    Blocks go to threads one at a time as each comes free (chunk size 1), not in
-    static runs, so uneven blocks leave no thread idle; ``threads[b]`` records who took block ``b``."""
+    ``threads[b]`` records which thread took block ``b``. Blocks are split among threads by ``prange``'s
+    static schedule: handing them out one at a time (``numba.set_parallel_chunksize(1)``) measured no faster
+    on skewed data (0.99x, benchmarks/results/scale-skew/static_vs_dynamic.md) and stops Numba from caching
+    this kernel, so every process would compile it again."""
     for s in range(P):
-        saved = numba.set_parallel_chunksize(1)
         for p in prange(P):
             b = s * P + p
             threads[b] = numba.get_thread_id()
             totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u, stamp_i,
                                alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p], cu)  # fmt: skip
-        numba.set_parallel_chunksize(saved)
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]

@@ -22,10 +22,7 @@ without locks. npmf uses the fixed rotation of DSGD (Gemulla et al., 2011):
     \text{sub-epoch } s = 0, \dots, P-1: \quad
     \text{blocks } (p,\ (p + s) \bmod P), \quad p = 0, \dots, P-1,
 
-trained in parallel, with a barrier between sub-epochs (the kernel hands a
-sub-epoch's blocks to the threads one at a time as each comes free, so that
-on skewed data a heavy block does not leave the other threads idle behind a
-static split). Because no two
+trained in parallel, with a barrier between sub-epochs. Because no two
 concurrent blocks share a row, the result does not depend on the number of
 threads or on which thread takes which block: **every run with the same
 ``random_state`` gives the same bits, with any ``n_threads``**. A block also
