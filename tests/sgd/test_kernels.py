@@ -148,3 +148,17 @@ def test_predict_kernel_equals_numpy():
     u, i, _, (W, H, bu, bi) = _problem(5)
     bu, bi = np.linspace(-1, 1, len(bu)), np.linspace(1, -1, len(bi))
     np.testing.assert_array_equal(predict_numba(W, H, bu, bi, 3.5, u, i), predict(W, H, bu, bi, 3.5, u, i))
+
+
+@pytest.mark.parametrize("fit_bias, reg", [(False, 0.0), (True, 0.05)])
+def test_dense_adam_as_the_plain_loop_equals_numpy_twin(fit_bias, reg):
+    # Small models run dense adam as the plain loop over every parameter (SerialEpochs, DENSE_LOOP_ROWS).
+    def loop(*args):
+        return epoch_numba(*args, dense_loop=True)
+
+    numpy_run = _run(epoch_numpy, "adam", fit_bias, reg)
+    loop_run = _run(loop, "adam", fit_bias, reg)
+    for (p_ref, s_ref, loss_ref), (p, s, loss) in zip(numpy_run, loop_run, strict=True):
+        for a, b in zip(p_ref + s_ref, p + s, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
+        assert loss == pytest.approx(loss_ref, rel=1e-12)
