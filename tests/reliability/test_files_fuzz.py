@@ -71,7 +71,10 @@ def _mutate(arrays, op, name, x):
     elif op == "extend":
         arrays[name] = np.concatenate([a.reshape(-1), a.reshape(-1)[:1]]) if a.ndim <= 1 else np.vstack([a, a[:1]])
     elif op in ("int32", "int64", "float32", "float16", "uint8", "bool", "complex128", "U5"):
-        arrays[name] = a.astype(op)
+        try:
+            arrays[name] = a.astype(op)
+        except (ValueError, TypeError, OverflowError):  # e.g. text that is no number: the mutation does not apply
+            return
     elif op == "duplicate" and a.size > 1:
         b = a.copy().reshape(-1)
         b[1] = b[0]
