@@ -44,7 +44,10 @@ def test_ctrl_c_during_a_real_fit_exits_130(tmp_path):
         text=True,
     )
     try:
-        assert proc.stdout.readline().startswith("Epoch 1/100000")  # fitting, past imports and compilation
+        # Fitting, past imports and compilation: after the third epoch line no kernel is left to compile. (A
+        # SIGINT that lands while Numba compiles can hang the process; that is a known open problem.)
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("Epoch 1/100000") and lines[2].startswith("Epoch 3/100000")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=180)  # a loaded CI machine is slow to wind down
     finally:
