@@ -85,7 +85,14 @@ def build_parser():
     gc.add_argument("--reg", type=float, default=0.1, help="L2 strength, per occurrence (default 0.1)")
     gc.add_argument("--step", type=float, default=1e-3, help="finite-difference step (default 1e-3)")
     gc.add_argument("--seed", type=_seed, default=0, help="random_state of the problem (default 0)")
-    gc.add_argument("--kernel", action="store_true", help="check the Numba kernel's gradients, not the NumPy ones")
+    which = gc.add_mutually_exclusive_group()
+    which.add_argument("--kernel", action="store_true", help="check the Numba kernel's gradients, not the NumPy ones")
+    which.add_argument(
+        "--gradients",
+        metavar="FILE.py:FUNCTION",
+        help="check your own gradients(W, H, bu, bi, u, i, e, reg) instead, e.g. "
+        "examples/exercises/gradients_exercise.py:gradients; a wrong block is named, with a hint",
+    )
     gc.add_argument("--json", action="store_true", help="print one JSON object with max_rel_error on stdout")
     gc.set_defaults(func=cmd_gradcheck)
     return parser
@@ -335,18 +342,23 @@ def _plain(x):
 
 
 _GRADCHECK_FLAGS = {"n_users": "--users", "n_items": "--items", "n_factors": "--factors", "n_ratings": "--ratings",
-                    "reg": "--reg", "step": "--step"}  # fmt: skip
+                    "reg": "--reg", "step": "--step", "gradients": "--gradients"}  # fmt: skip
 
 
 def cmd_gradcheck(args):
-    """Exit 0 when the max relative error is within 1e-7, 1 when above."""
+    """Exit 0 when the max relative error is within 1e-7, 1 when above or when ``--gradients`` cannot be checked.
+
+    A ``--gradients`` file that is missing, does not parse, fails to load or lacks the function is a user error (2).
+    """
     from npmf.sgd.gradcheck import format_report, gradcheck, kernel_gradients
+    from npmf.sgd.gradcheck_student import load_function
 
     try:
         result = gradcheck(
             n_users=args.users, n_items=args.items, n_factors=args.factors, n_ratings=args.ratings,
             biases=args.biases, reg=args.reg, step=args.step, random_state=args.seed,
             grad_fn=kernel_gradients if args.kernel else None,
+            gradients=load_function(args.gradients) if args.gradients else None,
         )  # fmt: skip
     except (TypeError, ValueError) as exc:
         # Name the flag the user typed, not the Python argument behind it.

@@ -45,6 +45,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _kernels
+from . import gradcheck_student as student
 from .config import SGDConfig
 from .gradients import loss, loss_and_gradients
 
@@ -122,6 +123,7 @@ def gradcheck(
     step: float = 1e-3,
     random_state: int | None = 0,
     grad_fn: Callable | None = None,
+    gradients: Callable | None = None,
 ) -> dict:
     """Compare analytic gradients with central finite differences on a small random problem.
 
@@ -143,21 +145,42 @@ def gradcheck(
         ``grad_fn(W, H, bu, bi, mu, u, i, r, reg) -> (gW, gH, gbu, gbi)``; the
         gradients under test. Default :func:`reference_gradients`;
         :func:`kernel_gradients` checks the Numba kernel.
+    gradients : callable, optional
+        A learner's own gradient function, with the signature of
+        :func:`npmf.sgd.gradients.gradients`:
+        ``gradients(W, H, bu, bi, u, i, e, reg) -> (gW, gH, gbu, gbi)``, where
+        ``e`` holds the residuals ``r_hat - r`` and each result is a float64
+        array shaped like its parameter. It gets copies of the problem. A block
+        that fails gets a ``diagnosis`` naming the mistake, judged from its
+        numbers (:func:`npmf.sgd.gradcheck_student.diagnose`). Give
+        ``gradients`` or ``grad_fn``, not both. ``examples/exercises/`` has a
+        skeleton to fill in.
 
     Returns
     -------
     dict
         JSON-serialisable: ``max_rel_error`` (over all blocks), ``tolerance``,
         ``passed`` (``max_rel_error <= tolerance``), ``problem`` (the
-        arguments) and ``blocks``, mapping each block name to its ``shape``,
-        ``max_rel_error``, ``max_abs_error`` and ``entries`` (one
-        ``[index, analytic, numeric, rel_error]`` per parameter).
+        arguments), ``error`` and ``blocks``, mapping each block name to its ``shape``,
+        ``max_rel_error``, ``max_abs_error``, ``entries`` (one
+        ``[index, analytic, numeric, rel_error]`` per parameter) and
+        ``diagnosis`` (None when the block passes, else a dict with
+        ``mistake``, ``summary`` and ``hint``). ``error`` is None, or, when
+        ``gradients`` could not be checked at all (a wrong signature,
+        ``NotImplementedError``, another exception, a return that is not four
+        float64 arrays of the right shapes), a dict with ``kind``, ``message``,
+        and for an exception ``where`` and ``line``: the learner's own line.
+        ``blocks`` is then empty, ``max_rel_error`` None and ``passed`` False.
 
     Examples
     --------
     >>> import npmf
     >>> npmf.gradcheck()["max_rel_error"] < 1e-7
     True
+    >>> def doubled(W, H, bu, bi, u, i, e, reg=0.0):
+    ...     return tuple(2 * g for g in npmf.sgd.gradients.gradients(W, H, bu, bi, u, i, e, reg))
+    >>> npmf.gradcheck(gradients=doubled)["blocks"]["W"]["diagnosis"]["mistake"]
+    'factor_of_2'
     """
     from ..core.validation import check_choice, check_float, check_int
 
@@ -170,35 +193,66 @@ def gradcheck(
         "reg": check_float("reg", reg, low=0, low_open=False),
         "step": check_float("step", step, low=0),
     }
+    if gradients is not None and grad_fn is not None:
+        raise ValueError("give gradients (a learner's function) or grad_fn, not both")
+    if gradients is not None and not callable(gradients):
+        raise TypeError(f"gradients must be a function (W, H, bu, bi, u, i, e, reg) -> (gW, gH, gbu, gbi); "
+                        f"got {gradients!r} of type {type(gradients).__name__}")  # fmt: skip
     rng = np.random.default_rng(random_state)
     params, mu, u, i, r = _problem(n_users, n_items, n_factors, n_ratings, problem["biases"], rng)
-    analytic = (grad_fn or reference_gradients)(*[p.copy() for p in params], mu, u, i, r, problem["reg"])
-    blocks = {}
+    reg = problem["reg"]
+    result = {"max_rel_error": None, "tolerance": TOLERANCE, "passed": False, "problem": problem,
+              "error": None, "blocks": {}}  # fmt: skip
+    if gradients is None:
+        analytic = (grad_fn or reference_gradients)(*[p.copy() for p in params], mu, u, i, r, reg)
+    else:
+        analytic, result["error"] = student.call_gradients(gradients, params, mu, u, i, r, reg)
+        if analytic is None:
+            return result
+    terms = None
     for q in range(4 if problem["biases"] else 2):
         a = np.asarray(analytic[q], dtype=np.float64).reshape(params[q].shape)
-        n = _numeric(params, q, mu, u, i, r, problem["reg"], problem["step"])
+        n = _numeric(params, q, mu, u, i, r, reg, problem["step"])
         rel = np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), _TINY)
-        entries = [[list(ix), float(a[ix]), float(n[ix]), float(rel[ix])] for ix in np.ndindex(a.shape)]
-        blocks[_BLOCKS[q]] = {
+        diagnosis = None
+        if rel.max() > TOLERANCE:
+            terms = terms or student.occurrence_terms(params, mu, u, i, r, reg)
+            expected = reference_gradients(*params, mu, u, i, r, reg)[q]
+            diagnosis = student.diagnose(a, expected, terms[q], n_ratings)
+        result["blocks"][_BLOCKS[q]] = {
             "shape": list(a.shape),
             "max_rel_error": float(rel.max()),
             "max_abs_error": float(np.abs(a - n).max()),
-            "entries": entries,
+            "entries": [[list(ix), float(a[ix]), float(n[ix]), float(rel[ix])] for ix in np.ndindex(a.shape)],
+            "diagnosis": diagnosis,
         }
-    worst = max(b["max_rel_error"] for b in blocks.values())
-    return {"max_rel_error": worst, "tolerance": TOLERANCE, "passed": worst <= TOLERANCE,
-            "problem": problem, "blocks": blocks}  # fmt: skip
+    result["max_rel_error"] = max(b["max_rel_error"] for b in result["blocks"].values())
+    result["passed"] = result["max_rel_error"] <= TOLERANCE
+    return result
 
 
 def format_report(result):
-    """The result of :func:`gradcheck` as text: one table per block, then the verdict."""
+    """The result of :func:`gradcheck` as text: one table per block with its diagnosis, then the verdict."""
+    error = result.get("error")
+    if error:
+        lines = [error["message"]]
+        if error.get("where"):
+            lines += [f"  {error['where']}", f"    {error['line']}"]
+        return "\n".join(lines + ["", "FAILED: the gradients could not be checked"])
     lines = []
     for name, block in result["blocks"].items():
         shape = "x".join(map(str, block["shape"]))
         lines += [f"{name} ({shape})", f"  {'index':<8} {'analytic':>14} {'numeric':>14} {'rel. error':>10}"]
         for ix, a, n, rel in block["entries"]:
             lines.append(f"  {','.join(map(str, ix)):<8} {a:>14.8f} {n:>14.8f} {rel:>10.1e}")
-        lines += [f"  max relative error {block['max_rel_error']:.1e}", ""]
+        lines.append(f"  max relative error {block['max_rel_error']:.1e}")
+        if block.get("diagnosis"):
+            lines += [f"  WRONG: {block['diagnosis']['summary']}", f"  hint: {block['diagnosis']['hint']}"]
+        lines.append("")
+    wrong = [(name, b["diagnosis"]["summary"]) for name, b in result["blocks"].items() if b.get("diagnosis")]
+    lines += [f"{name}: {summary}" for name, summary in wrong]
+    if result["problem"]["reg"] == 0:
+        lines.append("note: with reg = 0 the L2 term is not checked")
     verdict = "OK" if result["passed"] else "FAILED"
     op = "<=" if result["passed"] else ">"
     lines.append(f"max relative error {result['max_rel_error']:.1e} {op} {result['tolerance']:.0e}: {verdict}")
