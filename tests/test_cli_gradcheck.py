@@ -83,7 +83,12 @@ def test_an_exception_in_the_file_is_shown_at_its_line(tmp_path, capsys):
         (RIGHT, "{path}:gradient", "--gradients file {path} has no function 'gradient'; it defines: gradients"),
         ("gradients = 3\n", "{path}:gradients", "--gradients 'gradients' in {path} is a int, not a function"),
         ("def gradients(W, H:\n    pass\n", "{path}:gradients", "--gradients file {path}, line 1: syntax error"),
-        ("import numpy\nnumpy.nope()\n", "{path}:gradients", "--gradients file {path} raised AttributeError while"),
+        (
+            "import numpy\nnumpy.nope()\n",
+            "{path}:gradients",
+            "--gradients file {path} raised AttributeError while loading: module 'numpy' has no attribute 'nope' "
+            '(File "{path}", line 2, in <module>: numpy.nope())',
+        ),
     ],
     ids=["missing-file", "no-colon", "missing-function", "not-callable", "syntax-error", "raises-on-load"],
 )

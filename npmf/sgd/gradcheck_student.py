@@ -43,13 +43,13 @@ _PACKAGE = str(Path(__file__).resolve().parents[1])
 _SIGNATURE = "(W, H, bu, bi, u, i, e, reg)"
 
 
-def _where(exc, fn):
-    """The learner's line of ``exc``'s traceback: ``(location, source line, frames)``, npmf's frames left out."""
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if not str(Path(f.filename).resolve()).startswith(_PACKAGE)
-    ]
-    own = getattr(getattr(fn, "__code__", None), "co_filename", None)
-    mine = [f for f in frames if f.filename == own] or frames
+def _where(exc, own):
+    """The learner's line of ``exc``: ``(location, source line, frames)``, npmf's frames left out.
+
+    The line is the deepest frame in file ``own`` (the learner's), else the deepest outside npmf.
+    """
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _resolved(f.filename).startswith(_PACKAGE)]
+    mine = [f for f in frames if own is not None and _resolved(f.filename) == _resolved(own)] or frames
     if not mine:
         return None, None, []
     f = mine[-1]
@@ -57,8 +57,14 @@ def _where(exc, fn):
     return f'File "{f.filename}", line {f.lineno}, in {f.name}', (f.line or "").strip(), shown
 
 
+def _resolved(filename):
+    filename = str(filename)
+    return filename if filename.startswith("<") else str(Path(filename).resolve())
+
+
 def _failure(kind, message, exc=None, fn=None):
-    where, line, frames = _where(exc, fn) if exc is not None else (None, None, [])
+    own = getattr(getattr(fn, "__code__", None), "co_filename", None)
+    where, line, frames = _where(exc, own) if exc is not None else (None, None, [])
     return {"kind": kind, "message": message, "where": where, "line": line, "traceback": frames}
 
 
@@ -293,7 +299,7 @@ def load_function(spec):
         ) from None
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        where, line, _ = _where(exc, None)
+        where, line, _ = _where(exc, file)
         raise ValueError(
             f"gradients file {path} raised {type(exc).__name__} while loading: {exc} ({where}: {line})"
         ) from None
