@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -39,7 +40,7 @@ from .gradients import gradients as reference
 __all__ = ["call_gradients", "diagnose", "occurrence_terms", "load_function"]
 
 _MATCH = 1e-6  # a candidate "is" the learner's block when they agree to this relative error
-_PACKAGE = str(Path(__file__).resolve().parents[1])
+_PACKAGE = str(Path(__file__).resolve().parents[1]) + os.sep
 _SIGNATURE = "(W, H, bu, bi, u, i, e, reg)"
 
 
@@ -79,7 +80,12 @@ def _check_returned(out, params):
         return f"returned {len(out)} values; expected 4: {expected}"
     problems = []
     for like, g, p in zip(("W", "H", "bu", "bi"), out, params):
-        name, g = "g" + like, np.asarray(g)
+        name = "g" + like
+        try:
+            g = np.asarray(g)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{name} is not an array ({exc}); expected one shaped like {like}")
+            continue
         if g.shape != p.shape:
             problems.append(f"{name} has shape {g.shape}; expected {p.shape}, the shape of {like}")
         elif g.dtype != np.float64:
@@ -246,8 +252,8 @@ def diagnose(a, expected, terms, B):
                         "(c = 2/B, derivation §3.2)", "ratio": s}  # fmt: skip
     if _one_occurrence(a, rows, D + R):
         return {"mistake": "no_scatter_add", "summary": "a repeated row got only one occurrence's gradient",
-                "hint": "g[u] += X keeps one of the repeated rows' terms; np.add.at(g, u, X) adds them all "
-                        "(derivation §3.3)"}  # fmt: skip
+                "hint": "g[rows] += X keeps only one term of a repeated row; np.add.at(g, rows, X) adds them "
+                        "all (derivation §3.3)"}  # fmt: skip
     for name, summary, hint, make in _MISTAKES:
         if _rel(a, make(rows, D, R, n)) <= _MATCH:
             return {"mistake": name, "summary": summary, "hint": hint}

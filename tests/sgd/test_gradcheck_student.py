@@ -173,8 +173,9 @@ def _returns(value):
         ),
         (_returns(lambda W, H, bu, bi: (W, H.astype(np.float32), bu, bi)), "gH has dtype float32; expected float64"),
         (_returns(lambda W, H, bu, bi: (W * np.nan, H, bu, bi)), "gW holds nan at index (0, 0); expected finite"),
+        (_returns(lambda W, H, bu, bi: (W, H, bu, [[1.0], [2.0, 3.0]])), "gbi is not an array"),
     ],
-    ids=["none", "three", "one-array", "shape", "dtype", "nan"],
+    ids=["none", "three", "one-array", "shape", "dtype", "nan", "ragged"],
 )
 def test_a_wrong_return_names_what_was_expected(fn, match):
     result = npmf.gradcheck(gradients=fn)
