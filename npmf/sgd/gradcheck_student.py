@@ -237,7 +237,8 @@ def diagnose(a, expected, terms, B):
     """
     rows, D, R = terms
     n = len(a)
-    s = float(np.vdot(a, expected) / np.vdot(expected, expected))
+    norm = float(np.vdot(expected, expected))
+    s = float(np.vdot(a, expected)) / norm if norm > 0 else 0.0
     if _rel(a, s * expected) <= _MATCH:
         for ratio, name, summary, hint in _SCALES:
             if abs(s - ratio) <= _MATCH * abs(ratio):
