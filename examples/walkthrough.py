@@ -256,7 +256,8 @@ else:
     print("this npmf has no non_negative parameter yet (issue 14, part 1); the non-negative model is skipped")
 
 # %% [markdown]
-# Its movie embeddings, indexed by title (from `u.item`), and for each factor the movies with the most of it:
+# Its movie embeddings, indexed by title (from `u.item`); then, among the movies with at least 100 training ratings
+# (the others' factors rest on few ratings), those with the most and the least of each factor:
 
 # %%
 if HAS_NON_NEGATIVE:
@@ -264,17 +265,19 @@ if HAS_NON_NEGATIVE:
         npmf.data.get_data_home() / "ml-100k" / "u.item", sep="|", encoding="latin-1", header=None, usecols=[0, 1]
     )
     titles = pd.Series(items[1].values, index=items[0].values)
-    nonneg_embeddings = nmf.item_embeddings()
+    nonneg_embeddings = nmf.item_embeddings()  # indexed by movie code
+    n_ratings = train.item_id.value_counts().reindex(nonneg_embeddings.index).values
     nonneg_embeddings.index = pd.Index(titles[movie_ids[nonneg_embeddings.index]].values, name="title")
     print(nonneg_embeddings.head(10).round(3))
-    print(f"\nexactly zero: {np.mean(nonneg_embeddings.values == 0):.1%} of the entries")
-    for factor in nonneg_embeddings.columns:
-        top = nonneg_embeddings[factor].nlargest(5)
-        print(f"\nmost of factor {factor}:\n" + top.round(3).to_string())
+    print(f"exactly zero: {np.mean(nonneg_embeddings.values == 0):.1%} of the entries")
+    well_known = nonneg_embeddings[n_ratings >= 100]
+    for factor in well_known.columns:
+        print(f"\nfactor {factor}, most:  " + "; ".join(well_known[factor].nlargest(5).index))
+        print(f"factor {factor}, least: " + "; ".join(well_known[factor].nsmallest(5).index))
 
 # %% [markdown]
 # **Reading them.** Each movie is now an additive mix of three traits, and its predicted rating by a user is the sum,
 # trait by trait, of how much of the trait the movie has times how much the user likes it. No trait can cancel
 # another, so the embeddings read as parts: a large entry means a lot of that trait, and zero means none of it. The
-# movies with the most of a factor say what that trait is, as Batra's tutorial reads them; the plain model's factors
-# (step 7) allow no such reading, since their signs can be flipped without changing a prediction.
+# titles with the most and the least of a factor name the trait, as Batra's tutorial reads them. The plain model's
+# factors (step 7) allow no such reading: a rotation of W and H, sign flips included, predicts the same ratings.
