@@ -37,6 +37,7 @@ def test_walkthrough_prints_every_step(ml100k_home, tmp_path):
     assert 0.5 < mae < 1.5
     assert re.search(r"item_id\s*\n0\s+-?\d\.\d+", out)  # the embeddings' head, indexed by movie code
     assert "max rel. error" in out and "passed=True" in out  # the gradient check
+    assert re.search(r"reference gradients: max rel. error \S+, passed=True", out)  # a learner's own function
     assert re.search(r"\nadam +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+\nlazy_adam +[\d.]+", out)  # dense against lazy
     assert "lazy Adam takes" in out
     if "non_negative" in npmf.MatrixFactorization().get_params():
