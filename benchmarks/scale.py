@@ -11,7 +11,7 @@ machine load. Methods:
 * ``serial``: the same fit forced onto the serial single-thread kernel
   (``lazy_adam``), the straightforward implementation the blocks replace.
 * ``lazy_adam_core`` and ``sgd_core``: the same epochs driven directly
-  (:class:`npmf._parallel.BlockEpochs` on the int32 codes), without the
+  (:class:`npmf.sgd._block_kernels.BlockEpochs` on the int32 codes), without the
   estimator's id encoding, to separate the kernels' memory from ``fit``'s.
 * ``libmf``: LibMF from PyPI (``pip install libmf``), per-rating SGD in float32;
   its seconds per epoch are ``(t(E epochs) - t(1 epoch)) / (E - 1)``, which
@@ -27,6 +27,8 @@ Usage::
     python benchmarks/scale.py                                   # all shapes at k=32
     python benchmarks/scale.py --sizes ml-25m --k 8,32,128
     python benchmarks/scale.py --sizes ml-1m --k 8 --epochs 2   # a quick check
+    python benchmarks/scale.py --preset issue11        # issue 11: both shapes, 5M and 25M, k=32, 2 threads
+    python benchmarks/scale.py --preset issue11-quick  # the same at 5M only, 2 epochs
 
 Writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--out`` to change).
 """
@@ -58,6 +60,16 @@ SHAPES = {
     "skew-5m": (162_541, 59_047, 5_000_000),
     "skew-25m": (162_541, 59_047, 25_000_000),
 }
+
+# Issue 11's scale figures: both shapes (make_ratings' and the skewed one) at k=32, 2 threads, float32, with
+# dense adam (its catch-up) and LibMF in the same run. "issue11-quick" is the 5M half with 2 epochs.
+_ISSUE11 = dict(k="32", methods="sgd,lazy_adam,adam,libmf", threads=2, dtype="float32", lazy_batch=1024, sgd_batch=1)
+PRESETS = {
+    "issue11": dict(_ISSUE11, sizes="ml-25m-5m,skew-5m,ml-25m,skew-25m", epochs=3,
+                    out=str(Path(__file__).resolve().parent / "results" / "scale-issue11")),
+    "issue11-quick": dict(_ISSUE11, sizes="ml-25m-5m,skew-5m", epochs=2,
+                          out=str(Path(__file__).resolve().parent / "results" / "scale-issue11-quick")),
+}  # fmt: skip
 
 
 def make_skewed(M, N, n, a_user=0.8, a_item=1.0, seed=0):
@@ -100,7 +112,11 @@ def main(argv=None):
     ap.add_argument("--sgd-batch", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="issue 11's figures in one command (overrides the above)")
     args = ap.parse_args(argv)
+    if args.preset:
+        for name, value in PRESETS[args.preset].items():
+            setattr(args, name, value)
     if args.worker:
         print(json.dumps(_work(json.loads(args.worker))))
         return
@@ -122,7 +138,7 @@ def main(argv=None):
                 for method in methods:
                     if method == "serial" and str(k) not in args.serial_k.split(","):
                         continue
-                    bs = args.lazy_batch if method in ("lazy_adam", "lazy_adam_core", "serial") else args.sgd_batch
+                    bs = args.sgd_batch if method.startswith("sgd") else args.lazy_batch
                     job = dict(size=size, k=k, method=method, data=str(data), threads=args.threads, batch_size=bs,
                                dtype=args.dtype, epochs=args.epochs if method != "serial" else 2)  # fmt: skip
                     rec = _run_worker(job)
@@ -263,29 +279,32 @@ def _work(job):
         payload = n * 12 + (int(d["M"]) + int(d["N"])) * k * 4
         loss = None
     elif method.endswith("_core"):
-        from npmf.sgd import _block_kernels as _parallel
+        from npmf.sgd._block_kernels import BlockEpochs
+        from npmf.sgd.config import SGDConfig
 
         opt = method[: -len("_core")]
-        config = dict(optimizer=opt, batch_size=job["batch_size"], n_threads=job["threads"], dtype=job["dtype"],
-                      learning_rate=0.005 if opt == "sgd" else 0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                      reg=0.02, fit_bias=True)  # fmt: skip
+        config = SGDConfig(n_factors=k, optimizer=opt, batch_size=job["batch_size"], n_threads=job["threads"],
+                           dtype=job["dtype"], learning_rate=0.005 if opt == "sgd" else 0.002, reg=0.02,
+                           biases=True)  # fmt: skip
         rng = np.random.default_rng(0)
-        tiny = np.arange(50) % 5
+
+        def trainer_for(u, i, r, params):
+            m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+            trainer = BlockEpochs(u, i, params, m, v, config)
+            trainer.copy_ratings(u, i, r)
+            return trainer
+
+        tiny = (np.arange(50) % 5).astype(np.int32)
         warm = [np.zeros((5, k), job["dtype"]), np.zeros((5, k), job["dtype"]), np.zeros(5, job["dtype"])]
-        warm = [warm[0], warm[1], warm[2], warm[2].copy()]
-        states = [[w.copy() for w in warm] for _ in range(2)]
-        _parallel.BlockEpochs(tiny.astype(np.int32), tiny.astype(np.int32), np.ones(50), warm, *states, config).run(
-            rng, 0.0, 0
-        )
+        trainer_for(tiny, tiny, np.ones(50), [*warm, warm[2].copy()]).run(rng, 0.0, 0)  # compile or load the cache
         base = _rss_mb()
         d = np.load(job["data"])
-        u, i, r = d["u"], d["i"], d["r"]
+        u, i, r = d["u"].astype(np.int32), d["i"].astype(np.int32), d["r"]
         M, N, n = int(d["M"]), int(d["N"]), len(r)
         dt = job["dtype"]
         params = [rng.uniform(-0.05, 0.05, (M, k)).astype(dt), rng.uniform(-0.05, 0.05, (N, k)).astype(dt)]
         params += [np.zeros(M, dt), np.zeros(N, dt)]
-        m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
-        trainer = _parallel.BlockEpochs(u, i, r, params, m, v, config)
+        trainer = trainer_for(u, i, r, params)
         seconds, loss, t = [], [], 0
         for _ in range(E):
             start = time.perf_counter()
@@ -307,10 +326,15 @@ def _work(job):
                   n_threads=1 if method == "serial" else job["threads"], random_state=0,
                   learning_rate=0.005 if opt == "sgd" else 0.002, reg=0.02)  # fmt: skip
         warm = npmf.MatrixFactorization(**{**kw, "epochs": 1})  # load the compiled kernels before measuring
-        saved, _parallel.BLOCK_MIN_RATINGS = _parallel.BLOCK_MIN_RATINGS, 0 if method != "serial" else 1 << 62
+        # Warm up on the path the real fit takes (dense adam uses its own, higher threshold where it exists).
+        names = [x for x in ("BLOCK_MIN_RATINGS", "DENSE_BLOCK_MIN_RATINGS") if hasattr(_parallel, x)]
+        saved = {x: getattr(_parallel, x) for x in names}
+        for x in names:
+            setattr(_parallel, x, 0 if method != "serial" else 1 << 62)
         ids = np.arange(50, dtype=np.int32)  # the data's id type, so its kernels are compiled too
         warm.fit(ids % 7, ids % 5, np.ones(50))
-        _parallel.BLOCK_MIN_RATINGS = saved
+        for x in names:
+            setattr(_parallel, x, saved[x])
         base = _rss_mb()
         d = np.load(job["data"])
         u, i, r = d["u"], d["i"], d["r"]
