@@ -92,11 +92,17 @@ def make_skewed(M, N, n, a_user=0.8, a_item=1.0, seed=0):
         m = int((n - len(keys)) * 1.3) + 1000
         u = pu[np.minimum(np.searchsorted(cu, rng.random(m) * cu[-1]), M - 1)]
         i = pi[np.minimum(np.searchsorted(ci, rng.random(m) * ci[-1]), N - 1)]
-        keys = np.unique(np.concatenate([keys, u.astype(np.int64) * N + i]))
+        keys = _sorted_unique(np.concatenate([keys, u.astype(np.int64) * N + i]))
     keys = np.sort(rng.permutation(keys)[:n])
     u, i = (keys // N).astype(np.int32), (keys % N).astype(np.int32)
     score = 3.5 + rng.normal(0, 0.3, M)[u] + rng.normal(0, 0.5, N)[i] + rng.normal(0, 0.5, n)
     return u, i, np.clip(np.round(score), 1, 5)
+
+
+def _sorted_unique(x):
+    """``np.unique(x)`` for int64 ``x`` by a sort (numpy 2.4's ``np.unique`` took 100x longer on 6.5M keys here)."""
+    x = np.sort(x)
+    return x[np.concatenate([[True], x[1:] != x[:-1]])] if len(x) else x
 
 
 def main(argv=None):
