@@ -391,7 +391,8 @@ def _markdown(run):
         "",
         f"Threads {a['threads']}, dtype {a['dtype']}, lazy_adam batch {a['lazy_batch']}, sgd batch {a['sgd_batch']}, "
         f"{a['epochs']} epochs (median of epochs after the first; serial: 1 timed epoch; dense adam: "
-        f"{a.get('adam_epochs') or a['epochs']} epochs; LibMF: (t(E) - t(1)) / (E - 1), E >= 4, each t the faster of two). "
+        f"{a.get('adam_epochs') or a['epochs']} epochs; LibMF: (t(E) - t(1)) / (E - 1), E >= 4, each t the faster "
+        "of two). "
         "Skewed shapes (`skew-*`) come from `make_skewed`, the others from `make_ratings`; `adam` is dense Adam (its "
         "catch-up in the blocks). Memory: (peak RSS - RSS before loading data) / (ratings + parameters + "
         "Adam state). Ratios are within this one run, under the same load.",
