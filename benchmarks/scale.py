@@ -128,7 +128,7 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(_work(json.loads(args.worker))))
         return
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m]  # "" for none: shapes and block balance only
     if "libmf" in methods and not _has_libmf():
         print("libmf not installed (pip install libmf): skipping it")
         methods.remove("libmf")
@@ -138,6 +138,9 @@ def main(argv=None):
         for size in args.sizes.split(","):
             data, made = _generate(size, Path(tmp))
             records.append(made)
+            if not _old_layout():
+                for bs in sorted({args.sgd_batch, args.lazy_batch}):
+                    records.append(_balance(size, data, bs, args.threads))
             if size in ("ml-1m", "ml-10m"):  # the sizes GroupLens ships in the "::" format
                 records.append(_time_read(size, data, Path(tmp)))
                 print(f"{size}: read_ratings on the '::' file: {records[-1]['seconds_per_million_lines']:.2f} s "
@@ -222,6 +225,32 @@ def _generate(size, folder):
     path = folder / f"{size}.npz"
     np.savez(path, u=u, i=i, r=r, M=M, N=N)
     return path, {"size": size, "method": how, "n_ratings": n, "generate_seconds": seconds}
+
+
+def _balance(size, data, batch_size, threads):
+    """How busy ``threads`` threads are on the blocks of ``data``, counted from the block sizes (no timing).
+
+    A sub-epoch lasts as long as its busiest thread; the share is total ratings / (threads x the sum of those).
+    Compared: ``prange``'s static split of the P blocks into contiguous parts (before) and the dealt plan of
+    :func:`npmf.sgd.blocks.thread_plan` (now).
+    """
+    from npmf.sgd import blocks
+
+    d = np.load(data)
+    u, i, M, N = d["u"], d["i"], int(d["M"]), int(d["N"])
+    P = blocks.n_strata(len(u), batch_size)
+    su = blocks.strata(np.bincount(u, minlength=M), P)
+    si = blocks.strata(np.bincount(i, minlength=N), P)
+    sizes = np.bincount(((si[i] - su[u]) % P) * P + su[u], minlength=P * P).reshape(P, P)
+    T = max(1, min(threads, P))
+    static = sum(max(part.sum() for part in np.array_split(row, T)) for row in sizes)
+    plan, bounds = blocks.thread_plan(np.concatenate([[0], np.cumsum(sizes.ravel())]), P, T)
+    dealt = sum(
+        max(sizes[s, plan[s, bounds[s, t] : bounds[s, t + 1]]].sum() for t in range(T)) for s in range(P)
+    )  # fmt: skip
+    total = int(sizes.sum())
+    return {"size": size, "method": "block balance", "batch_size": batch_size, "threads": T, "P": P,
+            "busy_static_split": total / (T * static), "busy_thread_plan": total / (T * dealt)}  # fmt: skip
 
 
 def _time_read(size, data, folder):
@@ -408,6 +437,17 @@ def _markdown(run):
             f"| {r['size']} | {r['k']} | {r['method']} | {r['seconds_per_epoch']:.2f} | {r['mratings_per_s']:.2f} "
             f"| {vs} | {r['peak_rss_mb']:.0f} | {r['rss_over_payload']:.2f} |"
         )
+    balance = [r for r in run["records"] if r.get("method") == "block balance"]
+    if balance:
+        lines += ["", "| data | batch | P | threads | busy, static split (before) | busy, thread plan (now) |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {r['size']} | {r['batch_size']} | {r['P']} | {r['threads']} | {r['busy_static_split']:.3f} "
+            f"| {r['busy_thread_plan']:.3f} |"
+            for r in balance
+        ]
+        lines += ["", "Busy: the share of the threads' time spent training if every rating costs the same, counted "
+                  "from the block sizes (each sub-epoch lasts as long as its busiest thread); no timing."]  # fmt: skip
     made = [r for r in run["records"] if "generate_seconds" in r]
     reads = [r for r in run["records"] if "read_seconds" in r]
     if made or reads:
