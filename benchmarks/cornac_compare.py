@@ -61,7 +61,12 @@ NPMF_VARIANTS = [
     ("lazy_adam", 32, "float32", "auto"),
     ("lazy_adam", 32, "float64", "auto"),
     ("lazy_adam", 32, "float32", "serial"),
+    ("sgd", 1, "float32", "one thread"),
+    ("lazy_adam", 32, "float32", "one thread"),
 ]
+# Cornac's two rows: all threads (Hogwild), and one thread, against which npmf's "one thread" rows are divided:
+# thread for thread, a ratio that a busy machine blurs less than one between thread pools.
+CORNAC_THREADS = {0: "Hogwild, all threads", 1: "1 thread"}
 
 try:
     import cornac
@@ -79,7 +84,8 @@ def npmf_path(n_ratings, optimizer, batch_size, path):
     config = SGDConfig(optimizer=optimizer, batch_size=batch_size)
     if path == "serial" or not _block_kernels.use_blocks(config, n_ratings):
         return "serial, 1 thread"
-    return f"blocks P={n_strata(n_ratings, batch_size)}, {config.n_threads} threads"
+    threads = 1 if path == "one thread" else config.n_threads
+    return f"blocks P={n_strata(n_ratings, batch_size)}, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def time_npmf(train, test, k, optimizer, batch_size, dtype, epochs, seed, path):
@@ -87,7 +93,7 @@ def time_npmf(train, test, k, optimizer, batch_size, dtype, epochs, seed, path):
     lr = CORNAC_LR / 2 if optimizer == "sgd" else 0.001
     model = npmf.MatrixFactorization(
         n_factors=k, epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=lr, reg=REG,
-        biases=True, init_scale=0.1, dtype=dtype, random_state=seed,
+        biases=True, init_scale=0.1, dtype=dtype, random_state=seed, n_threads=1 if path == "one thread" else None,
     )  # fmt: skip
     saved = _block_kernels.BLOCK_MIN_RATINGS
     if path == "serial":
@@ -102,13 +108,13 @@ def time_npmf(train, test, k, optimizer, batch_size, dtype, epochs, seed, path):
     return seconds, wall / epochs, rmse(np.clip(model.predict(test.user_id, test.item_id), 1, 5), test.rating)
 
 
-def time_cornac(train, test, k, epochs):
+def time_cornac(train, test, k, epochs, threads=0):
     triples = list(zip(train.user_id.astype(str), train.item_id.astype(str), train.rating.astype(float)))
     data = Dataset.from_uir(triples)
     times = {}
     for n in (1, epochs):
         model = cornac.models.MF(k=k, max_iter=n, learning_rate=CORNAC_LR, lambda_reg=REG, use_bias=True,
-                                 early_stop=False, num_threads=0, verbose=False)  # fmt: skip
+                                 early_stop=False, num_threads=threads, verbose=False)  # fmt: skip
         start = time.perf_counter()
         model.fit(data)
         times[n] = time.perf_counter() - start
@@ -162,8 +168,9 @@ def main():
     for rep in range(args.repeats):
         for k in (10, 3):
             if cornac is not None:
-                seconds, err = time_cornac(train, test, k, args.epochs)
-                runs.setdefault(("cornac", k, "-", "float32", "Hogwild, all threads"), []).append((seconds, None, err))
+                for threads, label in CORNAC_THREADS.items():
+                    seconds, err = time_cornac(train, test, k, args.epochs, threads)
+                    runs.setdefault(("cornac", k, "-", "float32", label), []).append((seconds, None, err))
             for optimizer, bs, dtype, path in NPMF_VARIANTS:
                 result = time_npmf(train, test, k, optimizer, bs, dtype, args.epochs, args.seed + rep, path)
                 key = (optimizer, k, bs, dtype, npmf_path(len(train), optimizer, bs, path))
@@ -178,11 +185,12 @@ def main():
         if name != "cornac":
             row["fit_wall_ms_per_epoch_median"] = 1e3 * statistics.median(w for _, w, _ in results)
         if cornac is not None and name != "cornac":
-            cornacs = runs[("cornac", k, "-", "float32", "Hogwild, all threads")]
+            cornacs = runs[("cornac", k, "-", "float32", CORNAC_THREADS[1 if path.endswith(" 1 thread") else 0])]
             ratios = [s / c for s, (c, _, _) in zip(seconds, cornacs, strict=True)]
             row["ratio_to_cornac_median"] = statistics.median(ratios)
-            row["target"] = TARGETS[name]
-            row["meets_target"] = row["ratio_to_cornac_median"] <= TARGETS[name]
+            if not path.endswith(" 1 thread"):  # the targets are for all cores on both sides
+                row["target"] = TARGETS[name]
+                row["meets_target"] = row["ratio_to_cornac_median"] <= TARGETS[name]
         rows.append(row)
     n_updates = len(train) * 2 * 11  # lazy Adam at k=10: two rows of k + 1 per rating (at most)
     floor = {dt: 1e3 * adam_floor(n_updates, dt) for dt in ("float32", "float64")}
@@ -201,7 +209,9 @@ def main():
         "float32, Hogwild, no shuffle, epoch = (fit(E) - fit(1)) / (E - 1). npmf: shuffles every epoch; epoch time "
         "from `history_['seconds']` (Python work included); `fit / epoch` is fit's whole wall time over the "
         "epochs (setup, first-epoch compilation or cache load included). Path: which kernels fit ran (`blocks`: "
-        "block-scheduled on all cores, chosen from 50,000 ratings; `serial`: forced, for comparison).",
+        "block-scheduled on all cores, chosen from 50,000 ratings; `serial`: forced, for comparison). Rows on one "
+        "thread (the serial kernel, and the blocks with `n_threads=1`) are divided by Cornac on one thread; the "
+        "targets are for all cores.",
         "",
         "| side | k | batch | dtype | path | epoch (ms) | fit / epoch (ms) | × Cornac | target | test RMSE |",
         "|---|---|---|---|---|---|---|---|---|---|",
