@@ -11,7 +11,7 @@ machine load. Methods:
 * ``serial``: the same fit forced onto the serial single-thread kernel
   (``lazy_adam``), the straightforward implementation the blocks replace.
 * ``lazy_adam_core`` and ``sgd_core``: the same epochs driven directly
-  (:class:`npmf._parallel.BlockEpochs` on the int32 codes), without the
+  (:class:`npmf.sgd._block_kernels.BlockEpochs` on the int32 codes), without the
   estimator's id encoding, to separate the kernels' memory from ``fit``'s.
 * ``libmf``: LibMF from PyPI (``pip install libmf``), per-rating SGD in float32;
   its seconds per epoch are ``(t(E epochs) - t(1 epoch)) / (E - 1)``, which
@@ -27,6 +27,8 @@ Usage::
     python benchmarks/scale.py                                   # all shapes at k=32
     python benchmarks/scale.py --sizes ml-25m --k 8,32,128
     python benchmarks/scale.py --sizes ml-1m --k 8 --epochs 2   # a quick check
+    python benchmarks/scale.py --preset issue11        # issue 11: both shapes, 5M and 25M, k=32, 2 threads
+    python benchmarks/scale.py --preset issue11-quick  # the same at 5M only, 2 epochs
 
 Writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--out`` to change).
 """
@@ -59,6 +61,17 @@ SHAPES = {
     "skew-25m": (162_541, 59_047, 25_000_000),
 }
 
+# Issue 11's scale figures: both shapes (make_ratings' and the skewed one) at k=32, 2 threads, float32, with
+# dense adam (its catch-up) and LibMF in the same run. "issue11-quick" is the 5M half with 2 epochs.
+_ISSUE11 = dict(k="32", methods="sgd,lazy_adam,adam,libmf", threads=2, dtype="float32", lazy_batch=1024, sgd_batch=1,
+                adam_epochs=2)  # fmt: skip
+PRESETS = {
+    "issue11": dict(_ISSUE11, sizes="ml-25m-5m,skew-5m,ml-25m,skew-25m", epochs=3,
+                    out=str(Path(__file__).resolve().parent / "results" / "scale-issue11")),
+    "issue11-quick": dict(_ISSUE11, sizes="ml-25m-5m,skew-5m", epochs=2,
+                          out=str(Path(__file__).resolve().parent / "results" / "scale-issue11-quick")),
+}  # fmt: skip
+
 
 def make_skewed(M, N, n, a_user=0.8, a_item=1.0, seed=0):
     r"""Zipf-like ratings with heavier heads than ``make_ratings``: user and item codes and 1-5 ratings.
@@ -80,11 +93,17 @@ def make_skewed(M, N, n, a_user=0.8, a_item=1.0, seed=0):
         m = int((n - len(keys)) * 1.3) + 1000
         u = pu[np.minimum(np.searchsorted(cu, rng.random(m) * cu[-1]), M - 1)]
         i = pi[np.minimum(np.searchsorted(ci, rng.random(m) * ci[-1]), N - 1)]
-        keys = np.unique(np.concatenate([keys, u.astype(np.int64) * N + i]))
+        keys = _sorted_unique(np.concatenate([keys, u.astype(np.int64) * N + i]))
     keys = np.sort(rng.permutation(keys)[:n])
     u, i = (keys // N).astype(np.int32), (keys % N).astype(np.int32)
     score = 3.5 + rng.normal(0, 0.3, M)[u] + rng.normal(0, 0.5, N)[i] + rng.normal(0, 0.5, n)
     return u, i, np.clip(np.round(score), 1, 5)
+
+
+def _sorted_unique(x):
+    """``np.unique(x)`` for int64 ``x`` by a sort (numpy 2.4's ``np.unique`` took 100x longer on 6.5M keys here)."""
+    x = np.sort(x)
+    return x[np.concatenate([[True], x[1:] != x[:-1]])] if len(x) else x
 
 
 def main(argv=None):
@@ -96,15 +115,20 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--adam-epochs", type=int, help="epochs for dense adam (default: --epochs); it is the slowest")
     ap.add_argument("--lazy-batch", type=int, default=1024)
     ap.add_argument("--sgd-batch", type=int, default=1)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="issue 11's figures in one command (overrides the above)")
     args = ap.parse_args(argv)
+    if args.preset:
+        for name, value in PRESETS[args.preset].items():
+            setattr(args, name, value)
     if args.worker:
         print(json.dumps(_work(json.loads(args.worker))))
         return
-    methods = args.methods.split(",")
+    methods = [m for m in args.methods.split(",") if m]  # "" for none: shapes and block balance only
     if "libmf" in methods and not _has_libmf():
         print("libmf not installed (pip install libmf): skipping it")
         methods.remove("libmf")
@@ -114,6 +138,9 @@ def main(argv=None):
         for size in args.sizes.split(","):
             data, made = _generate(size, Path(tmp))
             records.append(made)
+            if not _old_layout():
+                for bs in sorted({args.sgd_batch, args.lazy_batch}):
+                    records.append(_balance(size, data, bs, args.threads))
             if size in ("ml-1m", "ml-10m"):  # the sizes GroupLens ships in the "::" format
                 records.append(_time_read(size, data, Path(tmp)))
                 print(f"{size}: read_ratings on the '::' file: {records[-1]['seconds_per_million_lines']:.2f} s "
@@ -122,9 +149,9 @@ def main(argv=None):
                 for method in methods:
                     if method == "serial" and str(k) not in args.serial_k.split(","):
                         continue
-                    bs = args.lazy_batch if method in ("lazy_adam", "lazy_adam_core", "serial") else args.sgd_batch
+                    bs = args.sgd_batch if method.startswith("sgd") else args.lazy_batch
                     job = dict(size=size, k=k, method=method, data=str(data), threads=args.threads, batch_size=bs,
-                               dtype=args.dtype, epochs=args.epochs if method != "serial" else 2)  # fmt: skip
+                               dtype=args.dtype, epochs=_epochs(args, method))  # fmt: skip
                     rec = _run_worker(job)
                     records.append(rec)
                     print(_line(rec), flush=True)
@@ -135,6 +162,14 @@ def main(argv=None):
     (out / "scale.json").write_text(json.dumps(run, indent=1) + "\n")
     (out / "scale.md").write_text(_markdown(run))
     print((out / "scale.md").read_text())
+
+
+def _epochs(args, method):
+    if method == "serial":
+        return 2
+    if method.startswith("adam") and args.adam_epochs:
+        return args.adam_epochs
+    return args.epochs
 
 
 def _has_libmf():
@@ -190,6 +225,32 @@ def _generate(size, folder):
     path = folder / f"{size}.npz"
     np.savez(path, u=u, i=i, r=r, M=M, N=N)
     return path, {"size": size, "method": how, "n_ratings": n, "generate_seconds": seconds}
+
+
+def _balance(size, data, batch_size, threads):
+    """How busy ``threads`` threads are on the blocks of ``data``, counted from the block sizes (no timing).
+
+    A sub-epoch lasts as long as its busiest thread; the share is total ratings / (threads x the sum of those).
+    Compared: ``prange``'s static split of the P blocks into contiguous parts (before) and the dealt plan of
+    :func:`npmf.sgd.blocks.thread_plan` (now).
+    """
+    from npmf.sgd import blocks
+
+    d = np.load(data)
+    u, i, M, N = d["u"], d["i"], int(d["M"]), int(d["N"])
+    P = blocks.n_strata(len(u), batch_size)
+    su = blocks.strata(np.bincount(u, minlength=M), P)
+    si = blocks.strata(np.bincount(i, minlength=N), P)
+    sizes = np.bincount(((si[i] - su[u]) % P) * P + su[u], minlength=P * P).reshape(P, P)
+    T = max(1, min(threads, P))
+    static = sum(max(part.sum() for part in np.array_split(row, T)) for row in sizes)
+    plan, bounds = blocks.thread_plan(np.concatenate([[0], np.cumsum(sizes.ravel())]), P, T)
+    dealt = sum(
+        max(sizes[s, plan[s, bounds[s, t] : bounds[s, t + 1]]].sum() for t in range(T)) for s in range(P)
+    )  # fmt: skip
+    total = int(sizes.sum())
+    return {"size": size, "method": "block balance", "batch_size": batch_size, "threads": T, "P": P,
+            "busy_static_split": total / (T * static), "busy_thread_plan": total / (T * dealt)}  # fmt: skip
 
 
 def _time_read(size, data, folder):
@@ -253,39 +314,46 @@ def _work(job):
         X = np.empty((n, 3), np.float32)  # filled column by column: no float64 temporary
         for c, name in enumerate("uir"):
             X[:, c] = d[name]
-        times = {}
-        for iters in (1, E):
-            model = mf.MF(k=k, nr_threads=job["threads"], nr_iters=iters, quiet=True)
-            start = time.perf_counter()
-            model.fit(X)
-            times[iters] = time.perf_counter() - start
-        seconds = [(times[E] - times[1]) / (E - 1)]
+        # (t(E) - t(1)) / (E - 1) with E >= 4, each fit twice (interleaved) and its faster time kept, so
+        # that a noisy machine is less able to make the difference small or negative.
+        E = max(E, 4)
+        times = {1: [], E: []}
+        for _ in range(2):
+            for iters in (1, E):
+                model = mf.MF(k=k, nr_threads=job["threads"], nr_iters=iters, quiet=True)
+                start = time.perf_counter()
+                model.fit(X)
+                times[iters].append(time.perf_counter() - start)
+        seconds = [(min(times[E]) - min(times[1])) / (E - 1)]
         payload = n * 12 + (int(d["M"]) + int(d["N"])) * k * 4
         loss = None
     elif method.endswith("_core"):
-        from npmf.sgd import _block_kernels as _parallel
+        from npmf.sgd._block_kernels import BlockEpochs
+        from npmf.sgd.config import SGDConfig
 
         opt = method[: -len("_core")]
-        config = dict(optimizer=opt, batch_size=job["batch_size"], n_threads=job["threads"], dtype=job["dtype"],
-                      learning_rate=0.005 if opt == "sgd" else 0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                      reg=0.02, fit_bias=True)  # fmt: skip
+        config = SGDConfig(n_factors=k, optimizer=opt, batch_size=job["batch_size"], n_threads=job["threads"],
+                           dtype=job["dtype"], learning_rate=0.005 if opt == "sgd" else 0.002, reg=0.02,
+                           biases=True)  # fmt: skip
         rng = np.random.default_rng(0)
-        tiny = np.arange(50) % 5
+
+        def trainer_for(u, i, r, params):
+            m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+            trainer = BlockEpochs(u, i, params, m, v, config)
+            trainer.copy_ratings(u, i, r)
+            return trainer
+
+        tiny = (np.arange(50) % 5).astype(np.int32)
         warm = [np.zeros((5, k), job["dtype"]), np.zeros((5, k), job["dtype"]), np.zeros(5, job["dtype"])]
-        warm = [warm[0], warm[1], warm[2], warm[2].copy()]
-        states = [[w.copy() for w in warm] for _ in range(2)]
-        _parallel.BlockEpochs(tiny.astype(np.int32), tiny.astype(np.int32), np.ones(50), warm, *states, config).run(
-            rng, 0.0, 0
-        )
+        trainer_for(tiny, tiny, np.ones(50), [*warm, warm[2].copy()]).run(rng, 0.0, 0)  # compile or load the cache
         base = _rss_mb()
         d = np.load(job["data"])
-        u, i, r = d["u"], d["i"], d["r"]
+        u, i, r = d["u"].astype(np.int32), d["i"].astype(np.int32), d["r"]
         M, N, n = int(d["M"]), int(d["N"]), len(r)
         dt = job["dtype"]
         params = [rng.uniform(-0.05, 0.05, (M, k)).astype(dt), rng.uniform(-0.05, 0.05, (N, k)).astype(dt)]
         params += [np.zeros(M, dt), np.zeros(N, dt)]
-        m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
-        trainer = _parallel.BlockEpochs(u, i, r, params, m, v, config)
+        trainer = trainer_for(u, i, r, params)
         seconds, loss, t = [], [], 0
         for _ in range(E):
             start = time.perf_counter()
@@ -307,10 +375,15 @@ def _work(job):
                   n_threads=1 if method == "serial" else job["threads"], random_state=0,
                   learning_rate=0.005 if opt == "sgd" else 0.002, reg=0.02)  # fmt: skip
         warm = npmf.MatrixFactorization(**{**kw, "epochs": 1})  # load the compiled kernels before measuring
-        saved, _parallel.BLOCK_MIN_RATINGS = _parallel.BLOCK_MIN_RATINGS, 0 if method != "serial" else 1 << 62
+        # Warm up on the path the real fit takes (dense adam uses its own, higher threshold where it exists).
+        names = [x for x in ("BLOCK_MIN_RATINGS", "DENSE_BLOCK_MIN_RATINGS") if hasattr(_parallel, x)]
+        saved = {x: getattr(_parallel, x) for x in names}
+        for x in names:
+            setattr(_parallel, x, 0 if method != "serial" else 1 << 62)
         ids = np.arange(50, dtype=np.int32)  # the data's id type, so its kernels are compiled too
         warm.fit(ids % 7, ids % 5, np.ones(50))
-        _parallel.BLOCK_MIN_RATINGS = saved
+        for x in names:
+            setattr(_parallel, x, saved[x])
         base = _rss_mb()
         d = np.load(job["data"])
         u, i, r = d["u"], d["i"], d["r"]
@@ -341,13 +414,16 @@ def _line(rec):
 def _markdown(run):
     a = run["args"]
     lines = [
-        "# Scale: MovieLens-shaped synthetic ratings",
+        "# Scale: MovieLens-shaped and skewed synthetic ratings",
         "",
         markdown(run["machine"]) + f" Load average at the end: {run['load_avg_1_5_15_end']}.",
         "",
         f"Threads {a['threads']}, dtype {a['dtype']}, lazy_adam batch {a['lazy_batch']}, sgd batch {a['sgd_batch']}, "
-        f"{a['epochs']} epochs (median of epochs after the first; serial: 1 timed epoch; LibMF: "
-        "(t(E) - t(1)) / (E - 1)). Memory: (peak RSS - RSS before loading data) / (ratings + parameters + "
+        f"{a['epochs']} epochs (median of epochs after the first; serial: 1 timed epoch; dense adam: "
+        f"{a.get('adam_epochs') or a['epochs']} epochs; LibMF: (t(E) - t(1)) / (E - 1), E >= 4, each t the faster "
+        "of two). "
+        "Skewed shapes (`skew-*`) come from `make_skewed`, the others from `make_ratings`; `adam` is dense Adam (its "
+        "catch-up in the blocks). Memory: (peak RSS - RSS before loading data) / (ratings + parameters + "
         "Adam state). Ratios are within this one run, under the same load.",
         "",
         "| data | k | method | s / epoch | M ratings / s | vs LibMF | peak RSS MB | RSS / payload |",
@@ -361,6 +437,17 @@ def _markdown(run):
             f"| {r['size']} | {r['k']} | {r['method']} | {r['seconds_per_epoch']:.2f} | {r['mratings_per_s']:.2f} "
             f"| {vs} | {r['peak_rss_mb']:.0f} | {r['rss_over_payload']:.2f} |"
         )
+    balance = [r for r in run["records"] if r.get("method") == "block balance"]
+    if balance:
+        lines += ["", "| data | batch | P | threads | busy, static split (before) | busy, thread plan (now) |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"| {r['size']} | {r['batch_size']} | {r['P']} | {r['threads']} | {r['busy_static_split']:.3f} "
+            f"| {r['busy_thread_plan']:.3f} |"
+            for r in balance
+        ]
+        lines += ["", "Busy: the share of the threads' time spent training if every rating costs the same, counted "
+                  "from the block sizes (each sub-epoch lasts as long as its busiest thread); no timing."]  # fmt: skip
     made = [r for r in run["records"] if "generate_seconds" in r]
     reads = [r for r in run["records"] if "read_seconds" in r]
     if made or reads:

@@ -40,21 +40,50 @@ def _bucket(uk, ub, ut, ik, ib, it, r, su, si, P, out_u, out_i, out_r, offsets):
         fill[b] += 1
 
 
+# Draws per chunk of the shuffle's first pass (a few KB of scratch, in L1).
+_CHUNK = 512
+
+
 @_jit
-def _shuffle(u, i, r, start, stop, seed):
-    """Twin of :func:`npmf.sgd.blocks.shuffle_block` (SplitMix64-driven Fisher-Yates)."""
-    state = np.uint64(seed)
-    for t in range(stop - start - 1, 0, -1):
-        state = state + np.uint64(0x9E3779B97F4A7C15)
-        z = state
+def _draws(seed, count0, t_hi, n, out):
+    """Fisher-Yates' swap targets ``j`` for ``t = t_hi, t_hi - 1, ..., t_hi - n + 1`` into ``out[:n]``.
+
+    Draw number ``c = count0 + a + 1`` of SplitMix64 from ``seed`` is a function
+    of ``c`` alone (its state is ``seed + c * golden``), so this loop has no
+    carried dependency and LLVM vectorises it (64-bit products and
+    integer-to-float conversions, where the CPU has them); the bits are those of
+    the one-at-a-time recurrence.
+    """
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    base = np.uint64(seed) + np.uint64(count0) * golden
+    for a in range(n):
+        z = base + np.uint64(a + 1) * golden
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
-        j = int(float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0) * (t + 1))
-        a, b = start + t, start + j
-        u[a], u[b] = u[b], u[a]
-        i[a], i[b] = i[b], i[a]
-        r[a], r[b] = r[b], r[a]
+        out[a] = int(float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0) * (t_hi - a + 1))
+
+
+@_jit
+def _shuffle(u, i, r, start, stop, seed):
+    """Twin of :func:`npmf.sgd.blocks.shuffle_block` (SplitMix64-driven Fisher-Yates).
+
+    In chunks of ``_CHUNK`` steps: first the chunk's swap targets
+    (:func:`_draws`, vectorised), then its swaps, which are inherently serial.
+    """
+    js = np.empty(_CHUNK, np.int64)
+    t_hi = stop - start - 1
+    done = 0
+    while t_hi > 0:
+        n = min(_CHUNK, t_hi)  # steps t = t_hi .. t_hi - n + 1 (>= 1)
+        _draws(seed, done, t_hi, n, js)
+        for a in range(n):
+            x, y = start + t_hi - a, start + js[a]
+            u[x], u[y] = u[y], u[x]
+            i[x], i[y] = i[y], i[x]
+            r[x], r[y] = r[y], r[x]
+        done += n
+        t_hi -= n
 
 
 @_jit

@@ -172,20 +172,27 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
-def _epoch_blocks(u, i, r, offsets, first, P, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-                  lr, c1, c2, eps, reg, totals, tmps, threads, cu):  # fmt: skip
+def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
+                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, threads, cu):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
-    ``threads[b]`` records which thread took block ``b``. Blocks are split among threads by ``prange``'s
-    static schedule: handing them out one at a time (``numba.set_parallel_chunksize(1)``) measured no faster
-    on skewed data (0.99x, benchmarks/results/scale-skew/static_vs_dynamic.md) and stops Numba from caching
-    this kernel, so every process would compile it again."""
+    Slot ``t`` of sub-epoch ``s`` trains blocks ``s P + plan[s, c]`` for ``c`` in
+    ``bounds[s, t] .. bounds[s, t + 1]`` (:func:`npmf.sgd.blocks.thread_plan`: the blocks dealt to
+    the slots by their number of ratings); ``prange`` gives each slot one thread.
+    Which thread trains a block changes no result, since the blocks of a
+    sub-epoch share no row and ``totals`` is summed in schedule order.
+    ``threads[b]`` records which thread took block ``b``.
+    """
+    T = bounds.shape[1] - 1
     for s in range(P):
-        for p in prange(P):
-            b = s * P + p
-            threads[b] = numba.get_thread_id()
-            totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u, stamp_i,
-                               alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p], cu)  # fmt: skip
+        for t in prange(T):
+            for c in range(bounds[s, t], bounds[s, t + 1]):
+                p = plan[s, c]
+                b = s * P + p
+                threads[b] = numba.get_thread_id()
+                totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u,
+                                   stamp_i, alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p],
+                                   cu)  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -254,6 +261,8 @@ class BlockEpochs:
         self.offsets = np.empty(self.P * self.P + 1, np.int64)
         _bucket(*u, *i, r, self.su, self.si, self.P, self.u, self.i, self.r, self.offsets)
         self.first = blocks.batch_offsets(self.offsets, self.config.batch_size)
+        threads = min(self.config.n_threads, numba.config.NUMBA_NUM_THREADS)  # as numba_threads caps them
+        self.plan, self.bounds = blocks.thread_plan(self.offsets, self.P, threads)
         self.n_batches = int(self.first[-1])
         self.stamp_u = np.full(self.n_users, -1, np.int64)
         self.stamp_i = np.full(self.n_items, -1, np.int64)
@@ -343,7 +352,8 @@ class BlockEpochs:
             # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
             with np.errstate(over="ignore"):
                 total = _epoch_blocks(
-                    self.u, self.i, self.r, self.offsets, self.first, self.P, seeds, int(t0), *self.records,
+                    self.u, self.i, self.r, self.offsets, self.first, self.P, self.plan, self.bounds, seeds, int(t0),
+                    *self.records,
                     self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
                     dt(c.reg), totals, tmps, self.threads, cu,

@@ -313,3 +313,39 @@ def test_block_epochs_really_run_on_two_threads():
     fast = _blocks(u, i, r, *_states(params), _config("sgd", 1, True, 0.0, n_threads=2), n_strata=8)
     fast.run(np.random.default_rng(0), 3.0, 0)
     assert set(fast.threads) == {0, 1}  # both threads trained blocks, and nothing else did
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 64])
+def test_thread_plan_deals_every_block_once_and_balances_the_slots(n_threads):
+    rng = np.random.default_rng(0)
+    P = 8
+    sizes = rng.zipf(1.5, P * P).clip(max=10_000)  # skewed block sizes, some blocks empty-ish
+    sizes[5] = 0
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    plan, bounds = blocks.thread_plan(offsets, P, n_threads)
+    T = min(n_threads, P)
+    assert plan.shape == (P, P) and bounds.shape == (P, T + 1)
+    sizes = sizes.reshape(P, P)
+    for s in range(P):
+        assert sorted(plan[s]) == list(range(P))  # every block of the sub-epoch exactly once
+        assert bounds[s, 0] == 0 and bounds[s, -1] == P and (np.diff(bounds[s]) >= 0).all()
+        loads = [sizes[s, plan[s, bounds[s, t] : bounds[s, t + 1]]].sum() for t in range(T)]
+        # LPT's guarantee: no slot holds more than the mean plus its largest block
+        assert max(loads) <= sizes[s].sum() / T + sizes[s].max()
+        if T == 2:  # and here it beats the static split into contiguous halves whenever that is unbalanced
+            static = max(sizes[s, : P // 2].sum(), sizes[s, P // 2 :].sum())
+            assert max(loads) <= static
+
+
+@pytest.mark.parametrize("n", [513, 514, 1300])
+def test_shuffle_kernel_equals_twin_across_its_chunks(n):
+    # The kernel draws its swap targets in chunks of _CHUNK; the twin draws them one at a time.
+    assert _parallel._shuffle.__module__.endswith("_block_data")
+    a = np.arange(n + 10, dtype=np.int32)
+    b, c = a.copy(), a.astype(np.float32)
+    for seed in (1, 2**63 + 12345):
+        blocks.shuffle_block((a,), 7, n + 7, seed)
+        with np.errstate(over="ignore"):
+            _parallel._shuffle(b, b.copy(), c, 7, n + 7, np.uint64(seed))
+        np.testing.assert_array_equal(a, b)
+    assert sorted(a) == list(range(n + 10))
