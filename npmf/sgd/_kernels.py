@@ -42,11 +42,12 @@ OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "sgd"))
 
 # Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop
-# over all parameters (the reference's own arithmetic, so the recipe keeps 0.1.0's bits) instead of the
-# catch-up. On the Keras recipe (2,625 rows at batch 32) the two cost about the same per epoch on this
-# machine (0.049 s against 0.052 s in one kernel probe, Intel Xeon, 2 cores); at scale only the catch-up is
-# affordable. Both are Keras' dense Adam to rounding.
-DENSE_LOOP_ROWS = 200
+# over all parameters (the reference's own arithmetic) instead of the catch-up; both are Keras' dense Adam to
+# rounding. The loop costs about 2 ns per parameter and step, the catch-up about 60 ns per row a batch touches
+# (up to 2 per rating) plus the lazy epoch's own work, so they cross near 20 rows per rating at k = 3 (Intel
+# Xeon, 2 cores). The Keras recipe has 82 (2,625 rows, batch 32): there the catch-up takes half the loop's time
+# (benchmarks/recipe_speed.py).
+DENSE_LOOP_ROWS = 16
 
 # The epoch kernels and their row routines run without Numba's reference counting (``_nrt=False``): they
 # allocate nothing (the caller passes every scratch array), and with it every array argument of an inlined
@@ -332,8 +333,9 @@ class SerialEpochs:
     the order given, in place from one seed per epoch; their twin is
     :func:`npmf.sgd.rating_epochs.epoch_rating_numpy`.
 
-    It trains the model's arrays in place, so it keeps a copy of the
-    parameters from before each epoch to undo a diverged one.
+    It trains the model's arrays in place and keeps no copy of them: a
+    diverged epoch fails the call, and the model's transaction
+    (:func:`npmf.sgd.state.transaction`) puts back the arrays from before it.
     """
 
     def __init__(self, u, i, r, params, m, v, config):
@@ -349,14 +351,11 @@ class SerialEpochs:
         else:
             self.u, self.i, self.r = u, i, r
             self.grads = [np.zeros_like(p) for p in params]
-        self.snapshot = [p.copy() for p in params]
         self.n_batches = -(-len(r) // config.batch_size)
 
     def run(self, rng, mu, t0):
         """One epoch in place; returns ``(sum of loss terms, number of optimiser steps)``."""
         c = self.config
-        for p, old in zip(self.params, self.snapshot):
-            old[...] = p
         if self.specialised:
             self.u[...], self.i[...], self.r[...] = self.u0, self.i0, self.r0
             return self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0), self.n_batches
@@ -399,10 +398,6 @@ class SerialEpochs:
                 m[2], v[2], m[3], v[3], alphas, lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2),
                 ft(c.epsilon), ft(c.reg), bool(c.biases),
             )  # fmt: skip
-
-    def undo(self, params):
-        for p, old in zip(params, self.snapshot):
-            p[...] = old
 
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""
