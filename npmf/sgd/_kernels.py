@@ -19,19 +19,8 @@ import numba
 import numpy as np
 
 from . import _rating_kernels
-from ._catchup_kernels import catch_up_state
-from ._formulas import (
-    adam_scalar,
-    bias_gradient,
-    catch_up_elements,
-    catch_up_terms,
-    factor_gradient,
-    list_row,
-    loss_term,
-    penalty,
-    residual,
-    sgd_scalar,
-)
+from ._catchup_kernels import catch_up_rows, catch_up_state
+from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
 from .catchup import SERIES_TERMS, catch_up_horizon
 from .config import OPTIMIZERS
 from .optimizers import adam_step_sizes
@@ -41,18 +30,15 @@ __all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam
 OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "sgd"))
 
-# Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop
-# over all parameters (the reference's own arithmetic) instead of the catch-up; both are Keras' dense Adam to
-# rounding. The loop costs about 2 ns per parameter and step, the catch-up about 60 ns per row a batch touches
-# (up to 2 per rating) plus the lazy epoch's own work, so they cross near 20 rows per rating at k = 3 (Intel
-# Xeon, 2 cores). The Keras recipe has 82 (2,625 rows, batch 32): there the catch-up takes half the loop's time
-# (benchmarks/recipe_speed.py).
+# Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop over
+# all parameters (the reference's own arithmetic) instead of the catch-up, the same algorithm to rounding. The loop
+# costs ~2 ns per parameter and step, the catch-up ~60 ns per row a batch touches plus the lazy epoch's work: they
+# cross near 20 rows per rating at k = 3. The Keras recipe has 82 (2,625 rows, batch 32; benchmarks/keras_bounds.py).
 DENSE_LOOP_ROWS = 16
 
-# The epoch kernels and their row routines run without Numba's reference counting (``_nrt=False``): they
-# allocate nothing (the caller passes every scratch array), and with it every array argument of an inlined
-# helper that branches (list_row, the catch-up) cost atomic increments and decrements per call that Numba's
-# pruning pass did not remove: 18 ms against 1.7 ms for the recipe's rating loop alone.
+# The epoch kernels run without Numba's reference counting (``_nrt=False``; they allocate nothing, the caller passes
+# the scratch): with it, the array arguments of inlined helpers that branch (list_row, the catch-up) cost atomic
+# increments and decrements per call that Numba's pruning left in: 18 ms against 1.7 ms for the recipe's ratings.
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
 
@@ -139,14 +125,11 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu,
            lr, c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i):  # fmt: skip
     """One epoch of ``lazy_adam`` or ``sgd`` in place over ratings already in visiting order; see :func:`epoch_numba`.
 
-    ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
-    ``(N, 1)`` views so that one set of row routines serves all four blocks;
-    every array comes as its own argument (no tuples: no reference counting
-    per use). Each batch takes every gradient at the old parameters, then
-    steps the rows it listed. The per-rating formulas are those of
-    :mod:`npmf.sgd._formulas`, shared with the block kernel; the loss's squared
-    norms are summed from the Python float ``0.0``, so in float64 even for
-    float32 factors.
+    ``bu``, ``bi`` and their state/gradients come as ``(M, 1)`` and ``(N, 1)``
+    views so that one set of row routines serves all four blocks, each array
+    as its own argument. Each batch takes every gradient at the old parameters
+    (:func:`_rating`), then steps the rows it listed. The loss's squared norms
+    are summed from the Python float ``0.0``, so in float64 even for float32 factors.
     """
     n = r.shape[0]
     k = W.shape[1]
@@ -213,22 +196,6 @@ def _loop_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH,
     return total
 
 
-@_inline
-def _catch_up_row(W, mW, vW, bu, mbu, vbu, x, last, c, fit_bias, G, B, Q, P1, P2, thr, alphas64, d1, d2, eps64):
-    """Bring row ``x`` of ``W`` (and of ``bu`` if ``fit_bias``), last stepped after step ``last``, up to step ``c``.
-
-    The stretch's series terms are computed once for the factors and the bias.
-    """
-    s = c - last
-    if s > 0:
-        s_ = min(s, Q.shape[0] - 1)
-        catch_up_terms(G, B, Q, last, s_)
-        limit, p1, p2 = thr[s_], P1[s], P2[s]
-        catch_up_elements(W, 0, mW, 0, vW, 0, x, W.shape[1], last, s, s_, G, limit, p1, p2, alphas64, d1, d2, eps64)
-        if fit_bias:
-            catch_up_elements(bu, 0, mbu, 0, vbu, 0, x, 1, last, s, s_, G, limit, p1, p2, alphas64, d1, d2, eps64)
-
-
 @_jit
 def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas,
                  c1, c2, epsilon, reg, fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, rows_u, rows_i, stamp_u,
@@ -257,11 +224,11 @@ def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH
             uu = u[j]
             ii = i[j]
             if stamp_u[uu] != b:
-                _catch_up_row(W, mW, vW, bu, mbu, vbu, uu, stamp_u[uu] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
+                catch_up_rows(W, mW, vW, bu, mbu, vbu, uu, stamp_u[uu] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
                               alphas64, d1, d2, eps64)  # fmt: skip
                 nu = list_row(stamp_u, uu, b, rows_u, nu)
             if stamp_i[ii] != b:
-                _catch_up_row(H, mH, vH, bi, mbi, vbi, ii, stamp_i[ii] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
+                catch_up_rows(H, mH, vH, bi, mbi, vbi, ii, stamp_i[ii] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
                               alphas64, d1, d2, eps64)  # fmt: skip
                 ni = list_row(stamp_i, ii, b, rows_i, ni)
             total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
@@ -276,10 +243,10 @@ def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH
         _zero_rows(gbu, rows_u, nu)
         _zero_rows(gbi, rows_i, ni)
     for x in range(W.shape[0]):
-        _catch_up_row(W, mW, vW, bu, mbu, vbu, x, stamp_u[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
+        catch_up_rows(W, mW, vW, bu, mbu, vbu, x, stamp_u[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
                       alphas64, d1, d2, eps64)  # fmt: skip
     for x in range(H.shape[0]):
-        _catch_up_row(H, mH, vH, bi, mbi, vbi, x, stamp_i[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
+        catch_up_rows(H, mH, vH, bi, mbi, vbi, x, stamp_i[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
                       alphas64, d1, d2, eps64)  # fmt: skip
     return total
 
