@@ -9,8 +9,15 @@ Parts (medians of ``--repeats`` epochs, same split and seed as the comparison):
 
 - ``shuffle``: the epoch's permutation and the gather of (user, item, rating) in
   visiting order, done in NumPy before the kernel;
-- ``errors and gradients``: the kernel with SGD at learning rate 0, i.e. the
+- ``errors and gradients``: the kernel with SGD at learning rate 1e-30 (rate 0
+  is refused; 1e-30 moves nothing and computes no subnormal), i.e. the
   residuals, loss and per-row gradients of every minibatch, and nothing else;
+- ``adam epoch kernel``: dense ``adam``'s whole kernel in its two forms, the
+  catch-up (rows absent from a batch replayed in closed form when next needed)
+  and the plain loop (``dense_loop=True``, small models), float64 and float32.
+  The plain loop in float32 is slowed by subnormal moments (m of rows absent
+  for hundreds of steps decays below float32's smallest normal, and x86 runs
+  subnormal arithmetic in microcode), which the catch-up never computes;
 - ``dense Adam update``: Keras' Adam applied to all (M + N)k factors once per
   minibatch, the part that makes ``adam`` O((M + N)k) per step. Also timed with
   the same arithmetic in float32, which halves the bytes and doubles the SIMD
@@ -18,6 +25,7 @@ Parts (medians of ``--repeats`` epochs, same split and seed as the comparison):
 """
 
 import argparse
+import functools
 import time
 
 import numba
@@ -68,11 +76,22 @@ def profile(seed=0, batch_size=32, repeats=20):
 
     params = [p.copy() for p in model._params()]
     zeros = [np.zeros_like(p) for p in params]
-    config = model._config(optimizer="sgd", learning_rate=0.0)
+    config = model._config(optimizer="sgd", learning_rate=1e-30)  # rate 0 is refused; 1e-30 moves nothing
     perm = np.arange(n)
-    out["errors and gradients (SGD, rate 0)"] = _median_seconds(
+    out["errors and gradients (SGD, rate 1e-30)"] = _median_seconds(
         lambda: _kernels.epoch_numba(u, i, r, perm, batch_size, 0.0, params, zeros, zeros, alphas, config), repeats
     )
+
+    # Dense adam's two forms in the serial kernel, the same algorithm to rounding, on state after `repeats` epochs.
+    for dtype in (np.float64, np.float32):
+        state = [[a.astype(dtype) for a in group] for group in (model._params(), model._m, model._v)]
+        adam = model._config(optimizer="adam", dtype=np.dtype(dtype).name)
+        rd = r.astype(dtype)
+        for dense_loop, form in ((False, "the catch-up"), (True, "the plain loop over every parameter")):
+            epoch = functools.partial(
+                _kernels.epoch_numba, u, i, rd, perm, batch_size, 0.0, *state, alphas, adam, dense_loop=dense_loop
+            )
+            out[f"adam epoch kernel, {form}, {np.dtype(dtype).name}"] = _median_seconds(epoch, repeats)
 
     size = params[0].size + params[1].size
     out[f"dense Adam update alone, float64 ({size} factors x {n_batches} steps)"] = _time_dense(

@@ -2,23 +2,23 @@
 
 The closed form is :func:`npmf.sgd._formulas.catch_up_row`, its NumPy twin
 :func:`npmf.sgd.catchup.catch_up`; ``docs/derivation.md`` (section 8) derives
-it. The serial kernel (:mod:`npmf.sgd._kernels`) keeps a row's parameters and
-moments in separate 2-D arrays, the block kernel (:mod:`npmf.sgd._block_kernels`)
-in one record per row; both mark each row with the step it was last stepped.
+it. The serial kernel (:func:`npmf.sgd._kernels._dense_epoch`) keeps a row's
+parameters and moments in separate 2-D arrays and catches rows up itself; the
+block kernel (:mod:`npmf.sgd._block_kernels`) keeps one record per row and
+uses :func:`catch_up_record` here. Both mark each row with the step it was last stepped.
 """
 
 import numba
 import numpy as np
 
-from ._formulas import catch_up_row
+from ._formulas import catch_up_elements, catch_up_row, catch_up_terms
 from .catchup import SERIES_TERMS, catch_up_tables
 
 __all__ = [
     "backward_table_numba",
     "catch_up_state",
     "NO_CATCH_UP",
-    "catch_up",
-    "flush",
+    "catch_up_rows",
     "catch_up_record",
     "flush_records",
 ]
@@ -36,25 +36,6 @@ def backward_table_numba(alphas, q):
         for n in range(q.shape[0]):
             B[c, n] = q[n] * (alphas[c] + B[c + 1, n])
     return B
-
-
-@_inline
-def catch_up(P, M, V, row, last, c, cu):
-    """Bring ``row`` of ``P`` (2-D, with moments ``M``, ``V``), last stepped after step ``last``, up to step ``c``.
-
-    ``cu`` holds the epoch's catch-up tables and scalars (:func:`epoch_numba`).
-    """
-    B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = cu
-    s = c - last
-    if s > 0:
-        catch_up_row(P, 0, M, 0, V, 0, row, P.shape[1], last, s, B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64)
-
-
-@_jit
-def flush(P, M, V, stamp, n_steps, cu):
-    """Catch every row up to the end of the epoch (``n_steps``); row ``x`` was last stepped in batch ``stamp[x]``."""
-    for row in range(P.shape[0]):
-        catch_up(P, M, V, row, stamp[row] + 1, n_steps, cu)
 
 
 def catch_up_state(alphas, config):
@@ -82,6 +63,23 @@ NO_CATCH_UP = (
     0.0,
     0.0,
 )
+
+
+@_inline
+def catch_up_rows(W, mW, vW, bu, mbu, vbu, x, last, c, fit_bias, G, B, Q, P1, P2, thr, alphas64, d1, d2, eps64):
+    """Bring row ``x`` of ``W`` (and of ``bu`` if ``fit_bias``), last stepped after step ``last``, up to step ``c``.
+
+    The serial kernel's catch-up (:func:`npmf.sgd._kernels._dense_epoch`): parameters and moments in separate
+    2-D arrays. The stretch's series terms are computed once for the factors and the bias.
+    """
+    s = c - last
+    if s > 0:
+        s_ = min(s, Q.shape[0] - 1)
+        catch_up_terms(G, B, Q, last, s_)
+        limit, p1, p2 = thr[s_], P1[s], P2[s]
+        catch_up_elements(W, 0, mW, 0, vW, 0, x, W.shape[1], last, s, s_, G, limit, p1, p2, alphas64, d1, d2, eps64)
+        if fit_bias:
+            catch_up_elements(bu, 0, mbu, 0, vbu, 0, x, 1, last, s, s_, G, limit, p1, p2, alphas64, d1, d2, eps64)
 
 
 @_inline

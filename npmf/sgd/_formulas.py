@@ -35,6 +35,8 @@ __all__ = [
     "bias_gradient",
     "adam_scalar",
     "sgd_scalar",
+    "catch_up_terms",
+    "catch_up_elements",
     "catch_up_row",
 ]
 
@@ -143,29 +145,22 @@ def list_row(stamp, x, tag, rows, n):
 
 
 @_inline
-def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, alphas, c1, c2, eps):
-    r"""Replay ``s`` absent dense-Adam steps after step ``tau`` on one row, in place: the catch-up.
+def catch_up_terms(G, B, Q, tau, s_):
+    r"""The series' coefficients :math:`G_n(\tau, s') = B_n(\tau) - q_n^{s'} B_n(\tau + s')` into the scratch ``G``.
 
-    The row's parameters, first and second moments are ``P[row, pc:pc+width]``,
-    ``M[row, mc:mc+width]`` and ``V[row, vc:vc+width]`` (separate arrays in the
-    serial kernel, one record in the block kernel). ``B, Q, P1, P2, thr`` are
-    the epoch's tables (:func:`npmf.sgd.catchup.catch_up_tables`), ``G`` a
-    scratch of ``SERIES_TERMS`` float64, ``alphas`` the epoch's float64 step
-    sizes, ``c1 = 1 - beta_1``, ``c2 = 1 - beta_2`` (float64). The arithmetic is
-    float64 whatever the arrays' dtype. Twin of :func:`npmf.sgd.catchup.catch_up`:
-    where :math:`x = \sqrt v` is at least ``thr[s']``, the series in Horner form,
-    :math:`F = x^{-1}(G_0 + y(G_1 + y(G_2 + \dots)))` with :math:`y = -\epsilon/x`;
-    elsewhere (and :math:`m \ne 0`) the exact per-step loop over the first
-    :math:`s' = \min(s, L)` steps; then :math:`m \mathrel{*}= \beta_1^s`, :math:`v \mathrel{*}= \beta_2^s`.
+    They depend on the stretch alone, so a row's factors and bias share them.
     """
-    L = Q.shape[0] - 1
-    s_ = min(s, L)
-    n_terms = G.shape[0]
-    for n in range(n_terms):
+    for n in range(G.shape[0]):
         G[n] = B[tau, n] - Q[s_, n] * B[tau + s_, n]
-    limit = thr[s_]
-    d1 = P1[s]
-    d2 = P2[s]
+
+
+@_inline
+def catch_up_elements(P, pc, M, mc, V, vc, row, width, tau, s, s_, G, limit, d1, d2, alphas, c1, c2, eps):
+    r"""The catch-up of :func:`catch_up_row` on the elements of one row, given its stretch's ``G`` and scalars.
+
+    ``s_ = min(s, L)``, ``limit = thr[s_]``, ``d1 = beta_1 ** s``, ``d2 = beta_2 ** s``.
+    """
+    n_terms = G.shape[0]
     for f in range(width):
         m0 = np.float64(M[row, mc + f])
         v0 = np.float64(V[row, vc + f])
@@ -189,3 +184,25 @@ def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, 
                 P[row, pc + f] = pe
         M[row, mc + f] = m0 * d1
         V[row, vc + f] = v0 * d2
+
+
+@_inline
+def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, alphas, c1, c2, eps):
+    r"""Replay ``s`` absent dense-Adam steps after step ``tau`` on one row, in place: the catch-up.
+
+    The row's parameters, first and second moments are ``P[row, pc:pc+width]``,
+    ``M[row, mc:mc+width]`` and ``V[row, vc:vc+width]`` (separate arrays in the
+    serial kernel, one record in the block kernel). ``B, Q, P1, P2, thr`` are
+    the epoch's tables (:func:`npmf.sgd.catchup.catch_up_tables`), ``G`` a
+    scratch of ``SERIES_TERMS`` float64, ``alphas`` the epoch's float64 step
+    sizes, ``c1 = 1 - beta_1``, ``c2 = 1 - beta_2`` (float64). The arithmetic is
+    float64 whatever the arrays' dtype. Twin of :func:`npmf.sgd.catchup.catch_up`:
+    where :math:`x = \sqrt v` is at least ``thr[s']``, the series in Horner form,
+    :math:`F = x^{-1}(G_0 + y(G_1 + y(G_2 + \dots)))` with :math:`y = -\epsilon/x`;
+    elsewhere (and :math:`m \ne 0`) the exact per-step loop over the first
+    :math:`s' = \min(s, L)` steps; then :math:`m \mathrel{*}= \beta_1^s`, :math:`v \mathrel{*}= \beta_2^s`.
+    """
+    L = Q.shape[0] - 1
+    s_ = min(s, L)
+    catch_up_terms(G, B, Q, tau, s_)
+    catch_up_elements(P, pc, M, mc, V, vc, row, width, tau, s, s_, G, thr[s_], P1[s], P2[s], alphas, c1, c2, eps)

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from . import _rating_kernels
-from ._catchup_kernels import NO_CATCH_UP, catch_up, catch_up_state, flush
+from ._catchup_kernels import catch_up_rows, catch_up_state
 from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
 from .catchup import SERIES_TERMS, catch_up_horizon
 from .config import OPTIMIZERS
@@ -29,17 +29,18 @@ __all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam
 
 OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "sgd"))
-# Dense Adam as the plain loop over every parameter at every step, for small models (see DENSE_LOOP_ROWS).
-_ADAM_LOOP = len(OPTIMIZERS)
 
-# Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop
-# over all parameters (the reference's own arithmetic, so the recipe keeps 0.1.0's bits) instead of the
-# catch-up. On the Keras recipe (2,625 rows at batch 32) the two cost about the same per epoch on this
-# machine (0.049 s against 0.052 s in one kernel probe, Intel Xeon, 2 cores); at scale only the catch-up is
-# affordable. Both are Keras' dense Adam to rounding.
-DENSE_LOOP_ROWS = 200
+# Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop over
+# all parameters (the reference's own arithmetic) instead of the catch-up, the same algorithm to rounding. The loop
+# costs ~2 ns per parameter and step, the catch-up ~60 ns per row a batch touches plus the lazy epoch's work: they
+# cross near 20 rows per rating at k = 3. The Keras recipe has 82 (2,625 rows, batch 32; benchmarks/keras_bounds.py).
+DENSE_LOOP_ROWS = 16
 
-_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+# The epoch kernels run without Numba's reference counting (``_nrt=False``; they allocate nothing, the caller passes
+# the scratch): with it, the array arguments of inlined helpers that branch (list_row, the catch-up) cost atomic
+# increments and decrements per call that Numba's pruning left in: 18 ms against 1.7 ms for the recipe's ratings.
+_jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+_inline = numba.njit(inline="always", error_model="numpy", nogil=True)
 
 
 @_jit
@@ -89,43 +90,129 @@ def _zero_rows(g, rows, n_rows):
 
 @_jit
 def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
-    """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows."""
-    if opt == _ADAM_LOOP:  # every parameter, every step; branch-free over contiguous memory
-        n = p.size
-        _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, c1, c2, epsilon)
-    elif opt == _ADAM or opt == _LAZY:
-        # Dense Adam steps the rows of the batch here; the absent ones are caught up (_catch_up).
+    """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows.
+
+    Adam (dense, whose absent rows are caught up, or lazy) steps the rows of the batch; else plain SGD.
+    """
+    if opt == _ADAM or opt == _LAZY:
         _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
     _zero_rows(g, rows, n_rows)
 
 
-@_jit
-def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias, cu):
-    """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
+@_inline
+def _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg):
+    """Rating ``j``'s term of the loss, and its gradients (times ``c = 2 / B``) added to ``gW, gH, gbu, gbi``.
 
-    ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
-    ``(N, 1)`` views so that one set of row routines serves all four blocks.
-    ``m``, ``v``, ``g`` are tuples (W, H, bu, bi) of arrays shaped like them.
+    The residual is taken once; it feeds the loss and all gradients. Every
+    kernel of this module runs its ratings through this one helper.
+    """
+    uu = u[j]
+    ii = i[j]
+    e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
+    term = loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
+    for f in range(k):
+        gW[uu, f] += c * factor_gradient(e, H[ii, f], reg, W[uu, f])
+        gH[ii, f] += c * factor_gradient(e, W[uu, f], reg, H[ii, f])
+    gbu[uu, 0] += c * bias_gradient(e, reg, bu[uu, 0])
+    gbi[ii, 0] += c * bias_gradient(e, reg, bi[ii, 0])
+    return term
+
+
+@_jit
+def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas, opt,
+           lr, c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i):  # fmt: skip
+    """One epoch of ``lazy_adam`` or ``sgd`` in place over ratings already in visiting order; see :func:`epoch_numba`.
+
+    ``bu``, ``bi`` and their state/gradients come as ``(M, 1)`` and ``(N, 1)``
+    views so that one set of row routines serves all four blocks, each array
+    as its own argument. Each batch takes every gradient at the old parameters
+    (:func:`_rating`), then steps the rows it listed. The loss's squared norms
+    are summed from the Python float ``0.0``, so in float64 even for float32 factors.
+    """
+    n = r.shape[0]
+    k = W.shape[1]
+    total = 0.0
+    for b in range((n + batch_size - 1) // batch_size):
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        c = 2.0 / (stop - start)
+        nu = 0
+        ni = 0
+        for j in range(start, stop):
+            nu = list_row(stamp_u, u[j], b, rows_u, nu)
+            ni = list_row(stamp_i, i[j], b, rows_i, ni)
+            total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
+        alpha = alphas[b]
+        _update(opt, W, gW, mW, vW, rows_u, nu, alpha, lr, c1, c2, epsilon)
+        _update(opt, H, gH, mH, vH, rows_i, ni, alpha, lr, c1, c2, epsilon)
+        if fit_bias:
+            _update(opt, bu, gbu, mbu, vbu, rows_u, nu, alpha, lr, c1, c2, epsilon)
+            _update(opt, bi, gbi, mbi, vbi, rows_i, ni, alpha, lr, c1, c2, epsilon)
+        else:
+            _zero_rows(gbu, rows_u, nu)
+            _zero_rows(gbi, rows_i, ni)
+    return total
+
+
+@_jit
+def _loop_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas,
+                c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i):  # fmt: skip
+    """One epoch of dense ``adam`` as the plain loop: every parameter moves at every step (:func:`_adam_dense`).
+
+    The reference's own arithmetic, over flat contiguous views so that LLVM
+    vectorises it; for small models (:data:`DENSE_LOOP_ROWS`). Otherwise as
+    :func:`_epoch`, which it was split from so that neither carries the
+    other's branches.
+    """
+    n = r.shape[0]
+    k = W.shape[1]
+    W1, gW1, mW1, vW1 = W.reshape(W.size), gW.reshape(W.size), mW.reshape(W.size), vW.reshape(W.size)
+    H1, gH1, mH1, vH1 = H.reshape(H.size), gH.reshape(H.size), mH.reshape(H.size), vH.reshape(H.size)
+    bu1, gbu1, mbu1, vbu1 = bu.reshape(bu.size), gbu.reshape(bu.size), mbu.reshape(bu.size), vbu.reshape(bu.size)
+    bi1, gbi1, mbi1, vbi1 = bi.reshape(bi.size), gbi.reshape(bi.size), mbi.reshape(bi.size), vbi.reshape(bi.size)
+    total = 0.0
+    for b in range((n + batch_size - 1) // batch_size):
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        c = 2.0 / (stop - start)
+        nu = 0
+        ni = 0
+        for j in range(start, stop):
+            nu = list_row(stamp_u, u[j], b, rows_u, nu)
+            ni = list_row(stamp_i, i[j], b, rows_i, ni)
+            total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
+        alpha = alphas[b]
+        _adam_dense(W1, gW1, mW1, vW1, alpha, c1, c2, epsilon)
+        _adam_dense(H1, gH1, mH1, vH1, alpha, c1, c2, epsilon)
+        _zero_rows(gW, rows_u, nu)
+        _zero_rows(gH, rows_i, ni)
+        if fit_bias:
+            _adam_dense(bu1, gbu1, mbu1, vbu1, alpha, c1, c2, epsilon)
+            _adam_dense(bi1, gbi1, mbi1, vbi1, alpha, c1, c2, epsilon)
+        _zero_rows(gbu, rows_u, nu)
+        _zero_rows(gbi, rows_i, ni)
+    return total
+
+
+@_jit
+def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas,
+                 c1, c2, epsilon, reg, fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, rows_u, rows_i, stamp_u,
+                 stamp_i, G):  # fmt: skip
+    """One epoch of dense ``adam`` with the catch-up; otherwise as :func:`_epoch`.
+
     Dense Adam steps only the rows in each batch: a row absent since its last
     step is caught up (:func:`npmf.sgd._formulas.catch_up_row`) when a batch
     first needs it, before its residual is taken, and every row at the end of
     the epoch, so that the epoch leaves the state the plain dense loop leaves.
-    The per-rating formulas are those of :mod:`npmf.sgd._formulas`, shared with
-    the block kernel; the loss's squared norms are summed from the Python float
-    ``0.0``, so in float64 even for float32 factors.
+    ``B, Q, P1, P2, thr`` are the epoch's tables
+    (:func:`npmf.sgd.catchup.catch_up_tables`), ``alphas64``, ``d1 = 1 - beta_1``,
+    ``d2 = 1 - beta_2`` and ``eps64`` their float64 scalars.
     """
     n = r.shape[0]
     k = W.shape[1]
-    gW, gH, gbu, gbi = g
-    rows_u = np.empty(batch_size, np.int64)
-    rows_i = np.empty(batch_size, np.int64)
-    # stamp[x] == b marks row x as already listed for batch b.
-    stamp_u = np.full(W.shape[0], -1, np.int64)
-    stamp_i = np.full(H.shape[0], -1, np.int64)
     total = 0.0
-    dense = opt == _ADAM
     n_batches = (n + batch_size - 1) // batch_size
     for b in range(n_batches):
         start = b * batch_size
@@ -133,43 +220,34 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
         c = 2.0 / (stop - start)
         nu = 0
         ni = 0
-        # Pass 1: residual once per rating; it feeds the loss and all gradients.
         for j in range(start, stop):
             uu = u[j]
             ii = i[j]
-            if dense and stamp_u[uu] != b:
-                catch_up(W, m[0], v[0], uu, stamp_u[uu] + 1, b, cu)
-                if fit_bias:
-                    catch_up(bu, m[2], v[2], uu, stamp_u[uu] + 1, b, cu)
-            nu = list_row(stamp_u, uu, b, rows_u, nu)
-            if dense and stamp_i[ii] != b:
-                catch_up(H, m[1], v[1], ii, stamp_i[ii] + 1, b, cu)
-                if fit_bias:
-                    catch_up(bi, m[3], v[3], ii, stamp_i[ii] + 1, b, cu)
-            ni = list_row(stamp_i, ii, b, rows_i, ni)
-            e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
-            total += loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
-            for f in range(k):
-                gW[uu, f] += c * factor_gradient(e, H[ii, f], reg, W[uu, f])
-                gH[ii, f] += c * factor_gradient(e, W[uu, f], reg, H[ii, f])
-            gbu[uu, 0] += c * bias_gradient(e, reg, bu[uu, 0])
-            gbi[ii, 0] += c * bias_gradient(e, reg, bi[ii, 0])
-        # Pass 2: the step, with every gradient taken at the old parameters.
+            if stamp_u[uu] != b:
+                catch_up_rows(W, mW, vW, bu, mbu, vbu, uu, stamp_u[uu] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
+                              alphas64, d1, d2, eps64)  # fmt: skip
+                nu = list_row(stamp_u, uu, b, rows_u, nu)
+            if stamp_i[ii] != b:
+                catch_up_rows(H, mH, vH, bi, mbi, vbi, ii, stamp_i[ii] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
+                              alphas64, d1, d2, eps64)  # fmt: skip
+                ni = list_row(stamp_i, ii, b, rows_i, ni)
+            total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
         alpha = alphas[b]
-        _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, c1, c2, epsilon)
-        _update(opt, H, gH, m[1], v[1], rows_i, ni, alpha, lr, c1, c2, epsilon)
+        _adam_rows(W, gW, mW, vW, rows_u, nu, alpha, c1, c2, epsilon)
+        _adam_rows(H, gH, mH, vH, rows_i, ni, alpha, c1, c2, epsilon)
+        _zero_rows(gW, rows_u, nu)
+        _zero_rows(gH, rows_i, ni)
         if fit_bias:
-            _update(opt, bu, gbu, m[2], v[2], rows_u, nu, alpha, lr, c1, c2, epsilon)
-            _update(opt, bi, gbi, m[3], v[3], rows_i, ni, alpha, lr, c1, c2, epsilon)
-        else:
-            _zero_rows(gbu, rows_u, nu)
-            _zero_rows(gbi, rows_i, ni)
-    if dense:
-        flush(W, m[0], v[0], stamp_u, n_batches, cu)
-        flush(H, m[1], v[1], stamp_i, n_batches, cu)
-        if fit_bias:
-            flush(bu, m[2], v[2], stamp_u, n_batches, cu)
-            flush(bi, m[3], v[3], stamp_i, n_batches, cu)
+            _adam_rows(bu, gbu, mbu, vbu, rows_u, nu, alpha, c1, c2, epsilon)
+            _adam_rows(bi, gbi, mbi, vbi, rows_i, ni, alpha, c1, c2, epsilon)
+        _zero_rows(gbu, rows_u, nu)
+        _zero_rows(gbi, rows_i, ni)
+    for x in range(W.shape[0]):
+        catch_up_rows(W, mW, vW, bu, mbu, vbu, x, stamp_u[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
+                      alphas64, d1, d2, eps64)  # fmt: skip
+    for x in range(H.shape[0]):
+        catch_up_rows(H, mH, vH, bi, mbi, vbi, x, stamp_i[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
+                      alphas64, d1, d2, eps64)  # fmt: skip
     return total
 
 
@@ -189,38 +267,28 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     W, H, bu, bi = params
     if grads is None:
         grads = [np.zeros_like(p) for p in params]
-    cols = [_col(a) for a in (bu, bi)]
     # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
     ft = W.dtype.type
-    opt = OPTIMIZER_CODES[config.optimizer]
-    if opt == _ADAM and dense_loop:
-        opt, cu = _ADAM_LOOP, NO_CATCH_UP
-    else:
-        cu = catch_up_state(alphas, config) if opt == _ADAM else NO_CATCH_UP
+    c1, c2, eps = ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon)
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
-    return _epoch(
-        u[perm],
-        i[perm],
-        r[perm],
-        int(batch_size),
-        float(mu),
-        W,
-        H,
-        *cols,
-        (m[0], m[1], _col(m[2]), _col(m[3])),
-        (v[0], v[1], _col(v[2]), _col(v[3])),
-        (grads[0], grads[1], _col(grads[2]), _col(grads[3])),
+    arrays = (
+        u[perm], i[perm], r[perm], int(batch_size), float(mu), W, H, _col(bu), _col(bi), m[0], m[1], _col(m[2]),
+        _col(m[3]), v[0], v[1], _col(v[2]), _col(v[3]), grads[0], grads[1], _col(grads[2]), _col(grads[3]),
         alphas.astype(W.dtype, copy=False),
-        opt,
-        ft(config.learning_rate),
-        ft(1.0 - config.beta_1),
-        ft(1.0 - config.beta_2),
-        ft(config.epsilon),
-        float(config.reg),
-        bool(config.biases),
-        cu,
-    )
+    )  # fmt: skip
+    # The kernels' scratch: the rows each batch lists, and stamp[x] == b marking row x as listed for batch b.
+    scratch = (np.empty(batch_size, np.int64), np.empty(batch_size, np.int64), np.full(len(W), -1, np.int64),
+               np.full(len(H), -1, np.int64))  # fmt: skip
+    opt = OPTIMIZER_CODES[config.optimizer]
+    fit_bias = bool(config.biases)
+    if opt == _ADAM and dense_loop:
+        return _loop_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, *scratch)
+    if opt == _ADAM:
+        B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = catch_up_state(alphas, config)
+        return _dense_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2,
+                            eps64, *scratch, G)  # fmt: skip
+    return _epoch(*arrays, opt, ft(config.learning_rate), c1, c2, eps, float(config.reg), fit_bias, *scratch)
 
 
 class SerialEpochs:
@@ -232,8 +300,9 @@ class SerialEpochs:
     the order given, in place from one seed per epoch; their twin is
     :func:`npmf.sgd.rating_epochs.epoch_rating_numpy`.
 
-    It trains the model's arrays in place, so it keeps a copy of the
-    parameters from before each epoch to undo a diverged one.
+    It trains the model's arrays in place and keeps no copy of them: a
+    diverged epoch fails the call, and the model's transaction
+    (:func:`npmf.sgd.state.transaction`) puts back the arrays from before it.
     """
 
     def __init__(self, u, i, r, params, m, v, config):
@@ -249,14 +318,11 @@ class SerialEpochs:
         else:
             self.u, self.i, self.r = u, i, r
             self.grads = [np.zeros_like(p) for p in params]
-        self.snapshot = [p.copy() for p in params]
         self.n_batches = -(-len(r) // config.batch_size)
 
     def run(self, rng, mu, t0):
         """One epoch in place; returns ``(sum of loss terms, number of optimiser steps)``."""
         c = self.config
-        for p, old in zip(self.params, self.snapshot):
-            old[...] = p
         if self.specialised:
             self.u[...], self.i[...], self.r[...] = self.u0, self.i0, self.r0
             return self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0), self.n_batches
@@ -299,10 +365,6 @@ class SerialEpochs:
                 m[2], v[2], m[3], v[3], alphas, lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2),
                 ft(c.epsilon), ft(c.reg), bool(c.biases),
             )  # fmt: skip
-
-    def undo(self, params):
-        for p, old in zip(params, self.snapshot):
-            p[...] = old
 
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""
