@@ -133,7 +133,7 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
     gw = np.empty(s, U.dtype)
     gh = np.empty(s, U.dtype)
     rows_i = np.empty(bs, np.int64)
-    dense, G = cu[0].shape[1] > 0, np.empty(cu[0].shape[1])
+    dense, G = cu[0].shape[1] > 0, np.empty(cu[0].shape[1] + 1)
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
         hi = min(lo + bs, stop)

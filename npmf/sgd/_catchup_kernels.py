@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from ._formulas import catch_up_elements, catch_up_row, catch_up_terms
-from .catchup import SERIES_TERMS, catch_up_tables
+from .catchup import catch_up_tables
 
 __all__ = [
     "backward_table_numba",
@@ -43,11 +43,18 @@ def catch_up_state(alphas, config):
 
     ``(B, Q, P1, P2, thr, G, alphas, 1 - beta_1, 1 - beta_2, epsilon)``, all
     float64: :func:`npmf.sgd.catchup.catch_up_tables` (with the Numba
-    recursion), a scratch ``G`` of ``SERIES_TERMS``, and the step sizes.
+    recursion), a scratch ``G`` of one slot per tabulated term and a flag, and the step sizes.
     """
     alphas64 = np.asarray(alphas, np.float64)
     tables = catch_up_tables(alphas64, config.beta_1, config.beta_2, config.epsilon, backward_table_numba)
-    return (*tables, np.empty(SERIES_TERMS), alphas64, 1.0 - config.beta_1, 1.0 - config.beta_2, float(config.epsilon))
+    return (
+        *tables,
+        np.empty(tables[0].shape[1] + 1),
+        alphas64,
+        1.0 - config.beta_1,
+        1.0 - config.beta_2,
+        float(config.epsilon),
+    )
 
 
 # The catch-up's tables for the optimisers that need none (same types, empty).
@@ -56,8 +63,8 @@ NO_CATCH_UP = (
     np.zeros((1, 0)),
     np.zeros(1),
     np.zeros(1),
+    np.zeros((1, 2)),
     np.zeros(1),
-    np.zeros(0),
     np.zeros(1),
     0.0,
     0.0,
@@ -76,10 +83,12 @@ def catch_up_rows(W, mW, vW, bu, mbu, vbu, x, last, c, fit_bias, G, B, Q, P1, P2
     if s > 0:
         s_ = min(s, Q.shape[0] - 1)
         catch_up_terms(G, B, Q, last, s_)
-        limit, p1, p2 = thr[s_], P1[s], P2[s]
-        catch_up_elements(W, 0, mW, 0, vW, 0, x, W.shape[1], last, s, s_, G, limit, p1, p2, alphas64, d1, d2, eps64)
+        limits, p1, p2 = thr[s_], P1[s], P2[s]
+        catch_up_elements(W, 0, mW, 0, vW, 0, x, W.shape[1], last, s, s_, G, B, Q, limits, p1, p2, alphas64, d1, d2,
+                          eps64)  # fmt: skip
         if fit_bias:
-            catch_up_elements(bu, 0, mbu, 0, vbu, 0, x, 1, last, s, s_, G, limit, p1, p2, alphas64, d1, d2, eps64)
+            catch_up_elements(bu, 0, mbu, 0, vbu, 0, x, 1, last, s, s_, G, B, Q, limits, p1, p2, alphas64, d1, d2,
+                              eps64)  # fmt: skip
 
 
 @_inline
@@ -98,7 +107,7 @@ def catch_up_record(X, x, stamp, tag0, c, n_trained, s, cu, G):
 
 @_jit
 def _flush_records(X, stamp, tag0, n_steps, n_trained, s, cu):
-    G = np.empty(cu[0].shape[1])
+    G = np.empty(cu[0].shape[1] + 1)
     for x in range(X.shape[0]):
         catch_up_record(X, x, stamp, tag0, n_steps, n_trained, s, cu, G)
 

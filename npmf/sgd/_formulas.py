@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from ..core._kernels import prediction
+from .catchup import SERIES_TERMS
 
 __all__ = [
     "residual",
@@ -36,6 +37,7 @@ __all__ = [
     "adam_scalar",
     "sgd_scalar",
     "catch_up_terms",
+    "horner",
     "catch_up_elements",
     "catch_up_row",
 ]
@@ -146,33 +148,53 @@ def list_row(stamp, x, tag, rows, n):
 
 @_inline
 def catch_up_terms(G, B, Q, tau, s_):
-    r"""The series' coefficients :math:`G_n(\tau, s') = B_n(\tau) - q_n^{s'} B_n(\tau + s')` into the scratch ``G``.
+    r"""The narrow series' terms :math:`G_n(\tau, s') = B_n(\tau) - q_n^{s'} B_n(\tau + s')` into the scratch ``G``.
 
     They depend on the stretch alone, so a row's factors and bias share them.
+    ``G`` has one slot per tabulated term and a last one that says whether
+    the wide series' further terms are in (:func:`catch_up_elements` adds them
+    when an element first needs them); this clears it.
     """
-    for n in range(G.shape[0]):
+    for n in range(min(SERIES_TERMS, B.shape[1])):
         G[n] = B[tau, n] - Q[s_, n] * B[tau + s_, n]
+    G[G.shape[0] - 1] = 0.0
 
 
 @_inline
-def catch_up_elements(P, pc, M, mc, V, vc, row, width, tau, s, s_, G, limit, d1, d2, alphas, c1, c2, eps):
+def horner(G, n_terms, y):
+    r"""The series :math:`G_0 + y(G_1 + y(G_2 + \dots))` over the first ``n_terms`` coefficients."""
+    acc = G[n_terms - 1]
+    for n in range(n_terms - 2, -1, -1):
+        acc = G[n] + y * acc
+    return acc
+
+
+@_inline
+def catch_up_elements(P, pc, M, mc, V, vc, row, width, tau, s, s_, G, B, Q, limits, d1, d2, alphas, c1, c2, eps):
     r"""The catch-up of :func:`catch_up_row` on the elements of one row, given its stretch's ``G`` and scalars.
 
-    ``s_ = min(s, L)``, ``limit = thr[s_]``, ``d1 = beta_1 ** s``, ``d2 = beta_2 ** s``.
+    ``s_ = min(s, L)``, ``limits = thr[s_]`` (narrow, wide), ``d1 = beta_1 ** s``,
+    ``d2 = beta_2 ** s``. An element takes the narrow series where its ``x``
+    reaches ``limits[0]``, else the wide one (whose further terms it adds to
+    ``G`` the first time the stretch needs them) where it reaches ``limits[1]``,
+    else the exact loop.
     """
-    n_terms = G.shape[0]
+    n_wide = G.shape[0] - 1
     for f in range(width):
         m0 = np.float64(M[row, mc + f])
         v0 = np.float64(V[row, vc + f])
         if m0 != 0.0:
             x = np.sqrt(v0)
-            if x > 0.0 and x >= limit:
+            if x > 0.0 and x >= limits[0]:
                 inv = 1.0 / x
-                y = -eps * inv
-                acc = G[n_terms - 1]
-                for n in range(n_terms - 2, -1, -1):
-                    acc = G[n] + y * acc
-                P[row, pc + f] = np.float64(P[row, pc + f]) - m0 * acc * inv
+                P[row, pc + f] = np.float64(P[row, pc + f]) - m0 * horner(G, SERIES_TERMS, -eps * inv) * inv
+            elif x > 0.0 and x >= limits[1]:
+                if G[n_wide] == 0.0:
+                    for n in range(SERIES_TERMS, n_wide):
+                        G[n] = B[tau, n] - Q[s_, n] * B[tau + s_, n]
+                    G[n_wide] = 1.0
+                inv = 1.0 / x
+                P[row, pc + f] = np.float64(P[row, pc + f]) - m0 * horner(G, n_wide, -eps * inv) * inv
             else:
                 pe = np.float64(P[row, pc + f])
                 me = m0
@@ -205,4 +227,4 @@ def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, 
     L = Q.shape[0] - 1
     s_ = min(s, L)
     catch_up_terms(G, B, Q, tau, s_)
-    catch_up_elements(P, pc, M, mc, V, vc, row, width, tau, s, s_, G, thr[s_], P1[s], P2[s], alphas, c1, c2, eps)
+    catch_up_elements(P, pc, M, mc, V, vc, row, width, tau, s, s_, G, B, Q, thr[s_], P1[s], P2[s], alphas, c1, c2, eps)

@@ -38,13 +38,32 @@ import math
 
 import numpy as np
 
-__all__ = ["SERIES_TERMS", "SERIES_RATIO", "catch_up_horizon", "backward_table", "catch_up_tables", "catch_up"]
+__all__ = [
+    "SERIES_TERMS",
+    "SERIES_RATIO",
+    "WIDE_TERMS",
+    "WIDE_RATIO",
+    "WIDE_MAX_STEPS",
+    "catch_up_horizon",
+    "backward_table",
+    "catch_up_tables",
+    "catch_up",
+]
 
 # Terms of the series, and the largest eps / (beta_2^{s/2} x) at which it is used:
 # the truncation error, at most SERIES_RATIO**SERIES_TERMS / (1 - SERIES_RATIO)
 # relative to F, is below double rounding (1e-16 < 2**-53).
 SERIES_TERMS = 8
 SERIES_RATIO = 0.01
+# The wide series, for elements whose x is within a factor 1 / SERIES_RATIO of eps: rare rows in large batches
+# (their gradients carry 1/B and their v has decayed), which the exact loop would replay step by step up to the
+# horizon (about 400 square roots and divisions per element, ~100 times the series' cost). Its truncation,
+# WIDE_RATIO**WIDE_TERMS / (1 - WIDE_RATIO) = 2.6e-17 relative to F, is also below double rounding. The table of
+# its terms is n_steps x WIDE_TERMS float64, so an epoch of more steps than WIDE_MAX_STEPS (64 MB of table; batch 1 at
+# scale) keeps the narrow series alone and the exact loop for these elements.
+WIDE_TERMS = 32
+WIDE_RATIO = 0.3
+WIDE_MAX_STEPS = 2**18
 # The tail beyond the horizon is kept below this, relative to F.
 _TAIL = 2.0**-64
 
@@ -95,32 +114,45 @@ def catch_up_tables(alphas, beta_1, beta_2, epsilon, backward=backward_table):
 
     Returns
     -------
-    B : ndarray (n_steps + 1, SERIES_TERMS)
-        :math:`B_n(c)`, with :math:`B_n(n_{steps}) = 0`; a step's terms share a cache line.
-    Q : ndarray (L + 1, SERIES_TERMS)
+    B : ndarray (n_steps + 1, T)
+        :math:`B_n(c)`, with :math:`B_n(n_{steps}) = 0`; a step's first
+        ``SERIES_TERMS`` terms share a cache line. ``T`` is :data:`WIDE_TERMS`,
+        or :data:`SERIES_TERMS` for epochs of more than :data:`WIDE_MAX_STEPS` steps.
+    Q : ndarray (L + 1, T)
         :math:`q_n^{s}` for :math:`s \le L`.
     P1, P2 : ndarray (n_steps + 1,)
         :math:`\beta_1^s` and :math:`\beta_2^s`.
-    thr : ndarray (L + 1,)
-        The smallest :math:`x` at which the series is used for a stretch of
-        :math:`s` steps (``inf`` where it never is).
+    thr : ndarray (L + 1, 2)
+        The smallest :math:`x` at which the narrow series (column 0, its first
+        ``SERIES_TERMS`` terms) and the wide one (column 1, all ``T``) are used
+        for a stretch of :math:`s` steps (``inf`` where one never is).
     """
     n_steps = len(alphas)
     L = catch_up_horizon(beta_1, beta_2, n_steps)
-    n = np.arange(SERIES_TERMS)
+    n = np.arange(WIDE_TERMS if n_steps <= WIDE_MAX_STEPS else SERIES_TERMS)
     q = beta_1 * beta_2 ** (-(n + 1) / 2.0)
     B = backward(np.asarray(alphas, np.float64), q)
     s = np.arange(L + 1)
     Q = q[None, :] ** s[:, None]
     steps = np.arange(n_steps + 1)
     P1, P2 = beta_1**steps, beta_2**steps
-    if q[-1] < 1.0 and epsilon > 0.0:
-        thr = epsilon / (SERIES_RATIO * np.sqrt(beta_2) ** s)
-    elif q[-1] < 1.0:
-        thr = np.zeros(L + 1)  # eps = 0: one term, exact; only x = 0 falls back
-    else:
-        thr = np.full(L + 1, np.inf)
+    thr = np.full((L + 1, 2), np.inf)
+    for col, terms, ratio in ((0, SERIES_TERMS, SERIES_RATIO), (1, WIDE_TERMS, WIDE_RATIO)):
+        if len(q) < terms or not q[terms - 1] < 1.0:
+            continue  # the series of these terms diverges (or is not tabulated): the exact loop
+        if epsilon > 0.0:
+            thr[:, col] = epsilon / (ratio * np.sqrt(beta_2) ** s)
+        else:
+            thr[:, col] = 0.0  # eps = 0: one term, exact; only x = 0 falls back
     return B, Q, P1, P2, thr
+
+
+def _horner(G, y):
+    r""":math:`G_0 + y(G_1 + y(G_2 + \dots))` over the terms ``G``, in the kernel's order."""
+    acc = np.full(y.shape, G[-1])
+    for g_n in G[-2::-1]:
+        acc = g_n + y * acc
+    return acc
 
 
 def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
@@ -137,15 +169,12 @@ def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
     G = B[tau] - Q[s_] * B[tau + s_]
     m0, v0 = m.astype(np.float64), v.astype(np.float64)
     x = np.sqrt(v0)
-    safe = (x > 0) & (x >= thr[s_]) & (m0 != 0)
-    xs = x[safe]
-    acc = np.full(xs.shape, G[-1])
-    inv = 1.0 / xs
-    y = -epsilon * inv
-    for g_n in G[-2::-1]:
-        acc = g_n + y * acc
-    p[safe] = p[safe] - m0[safe] * acc * inv
-    for e in np.flatnonzero(~safe & (m0 != 0)):
+    narrow = (x > 0) & (x >= thr[s_, 0]) & (m0 != 0)
+    wide = (x > 0) & (x >= thr[s_, 1]) & (m0 != 0) & ~narrow
+    for safe, terms in ((narrow, G[:SERIES_TERMS]), (wide, G)):
+        inv = 1.0 / x[safe]
+        p[safe] = p[safe] - m0[safe] * _horner(terms, -epsilon * inv) * inv
+    for e in np.flatnonzero(~narrow & ~wide & (m0 != 0)):
         # The exact loop: dense Adam's step with g = 0, as adam_update writes it.
         pe, me, ve = float(p[e]), m0[e], v0[e]
         for j in range(s_):

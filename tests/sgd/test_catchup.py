@@ -11,7 +11,15 @@ from npmf import MatrixFactorization
 from npmf.sgd._catchup_kernels import backward_table_numba
 from npmf.sgd._formulas import catch_up_row
 from npmf.sgd._kernels import epoch_numba
-from npmf.sgd.catchup import SERIES_TERMS, backward_table, catch_up, catch_up_horizon, catch_up_tables
+from npmf.sgd.catchup import (
+    SERIES_TERMS,
+    WIDE_MAX_STEPS,
+    WIDE_TERMS,
+    backward_table,
+    catch_up,
+    catch_up_horizon,
+    catch_up_tables,
+)
 from npmf.sgd.config import SGDConfig
 from npmf.sgd.optimizers import adam_step_sizes, adam_update, epoch_numpy
 
@@ -109,11 +117,13 @@ def test_float32_to_float32_tolerance():
 
 
 def _row_states(seed, k=64):
-    """One row's elements in every regime: ordinary, tiny v (exact loop), v = 0 with m != 0, m = 0."""
+    """One row's elements in every regime: ordinary (narrow series), sqrt(v) a few eps (wide series), tiny v (exact
+    loop), v = 0 with m != 0, m = 0."""
     rng = np.random.default_rng(seed)
     m = rng.normal(0, 1e-2, k)
     v = rng.uniform(1e-6, 1e-2, k)
-    v[:8] = rng.uniform(0, 1e-12, 8)  # sqrt(v) within a small factor of eps
+    v[:4] = rng.uniform(0, 1e-14, 4)  # sqrt(v) below about 3 eps: the exact loop
+    v[4:8] = rng.uniform(1.2e-13, 1e-12, 4)  # sqrt(v) 3.5 to 10 eps: the wide series, near its limit
     v[8:10] = 0.0
     m[10:12] = 0.0
     p = rng.normal(0, 0.3, k)
@@ -131,7 +141,7 @@ def _dense_steps(p, m, v, alphas, tau, s):
 def _catch_up_numba(p, m, v, tau, s, B, Q, P1, P2, thr, alphas):
     P, M, V = p.reshape(1, -1), m.reshape(1, -1), v.reshape(1, -1)
     catch_up_row(
-        P, 0, M, 0, V, 0, 0, P.shape[1], tau, s, B, Q, P1, P2, thr, np.empty(B.shape[1]), alphas, 0.1, 0.001, 1e-7
+        P, 0, M, 0, V, 0, 0, P.shape[1], tau, s, B, Q, P1, P2, thr, np.empty(B.shape[1] + 1), alphas, 0.1, 0.001, 1e-7
     )
 
 
@@ -149,6 +159,27 @@ def test_catch_up_equals_the_dense_steps_and_its_twin(tau, s):
     _catch_up_numba(*twin, tau, s, *tables, alphas)
     for x, y in zip(twin, got, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-300)
+
+
+def test_row_states_take_every_form_of_the_catch_up():
+    """The states above reach the narrow and the wide series and the exact loop (else the tests miss a branch)."""
+    alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
+    _, _, _, _, thr = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
+    assert thr.shape[1] == 2 and np.all(thr[:, 0] > thr[:, 1])
+    for tau, s in [(0, 1), (10, 600)]:
+        _, m, v = _row_states(tau + s)
+        x, limits = np.sqrt(v)[m != 0], thr[min(s, thr.shape[0] - 1)]
+        narrow = x >= limits[0]
+        wide = ~narrow & (x >= limits[1])
+        assert narrow.sum() > 0 and wide.sum() > 0 and (~narrow & ~wide).sum() > 0
+
+
+def test_wide_series_stays_off_for_huge_epochs():
+    """Past WIDE_MAX_STEPS steps the table keeps the narrow terms only (its memory), and the wide limit is inf."""
+    B, Q, _, _, thr = catch_up_tables(np.full(WIDE_MAX_STEPS + 1, 1e-3), 0.9, 0.999, 1e-7)
+    assert B.shape[1] == Q.shape[1] == SERIES_TERMS and np.isinf(thr[:, 1]).all()
+    B, _, _, _, thr = catch_up_tables(np.full(100, 1e-3), 0.9, 0.999, 1e-7)
+    assert B.shape[1] == WIDE_TERMS and np.isfinite(thr[:, 1]).all()
 
 
 def test_backward_table_equals_its_twin_and_its_definition():
