@@ -20,10 +20,20 @@ import numpy as np
 
 from . import _rating_kernels
 from ._catchup_kernels import NO_CATCH_UP, catch_up, catch_up_state, flush
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
+from ._formulas import (
+    adam_scalar,
+    bias_gradient,
+    factor_gradient,
+    list_row,
+    loss_term,
+    penalty,
+    project_row,
+    residual,
+    sgd_scalar,
+)
 from .catchup import SERIES_TERMS, catch_up_horizon
 from .config import OPTIMIZERS
-from .optimizers import adam_step_sizes
+from .optimizers import adam_step_sizes, project_rows
 
 __all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam_is_slow"]
 
@@ -88,8 +98,11 @@ def _zero_rows(g, rows, n_rows):
 
 
 @_jit
-def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
-    """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows."""
+def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon, nn):
+    """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows.
+
+    With ``nn`` (``non_negative``, factors only) the rows stepped are projected, all of them in the plain loop.
+    """
     if opt == _ADAM_LOOP:  # every parameter, every step; branch-free over contiguous memory
         n = p.size
         _adam_dense(p.reshape(n), g.reshape(n), m.reshape(n), v.reshape(n), alpha, c1, c2, epsilon)
@@ -98,11 +111,14 @@ def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
         _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
+    if nn:
+        for a in range(p.shape[0] if opt == _ADAM_LOOP else n_rows):
+            project_row(p, a if opt == _ADAM_LOOP else rows[a], p.shape[1], nn)
     _zero_rows(g, rows, n_rows)
 
 
 @_jit
-def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias, cu):
+def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, c2, epsilon, reg, fit_bias, cu, nn):
     """One epoch in place over ratings already in visiting order; see :func:`epoch_numba`.
 
     ``bu``, ``bi`` and their state/gradients are passed as ``(M, 1)`` and
@@ -147,6 +163,8 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
                 if fit_bias:
                     catch_up(bi, m[3], v[3], ii, stamp_i[ii] + 1, b, cu)
             ni = list_row(stamp_i, ii, b, rows_i, ni)
+            project_row(W, uu, k, nn and b > 0)  # non_negative: absent since its last step (docs/derivation.md, 9)
+            project_row(H, ii, k, nn and b > 0)
             e = residual(mu, bu[uu, 0], bi[ii, 0], W, uu, H, ii, k, r, j)
             total += loss_term(e, reg, penalty(W, uu, H, ii, k, bu[uu, 0], bi[ii, 0], 0.0))
             for f in range(k):
@@ -156,11 +174,11 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, m, v, g, alphas, opt, lr, c1, 
             gbi[ii, 0] += c * bias_gradient(e, reg, bi[ii, 0])
         # Pass 2: the step, with every gradient taken at the old parameters.
         alpha = alphas[b]
-        _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, c1, c2, epsilon)
-        _update(opt, H, gH, m[1], v[1], rows_i, ni, alpha, lr, c1, c2, epsilon)
+        _update(opt, W, gW, m[0], v[0], rows_u, nu, alpha, lr, c1, c2, epsilon, nn)
+        _update(opt, H, gH, m[1], v[1], rows_i, ni, alpha, lr, c1, c2, epsilon, nn)
         if fit_bias:
-            _update(opt, bu, gbu, m[2], v[2], rows_u, nu, alpha, lr, c1, c2, epsilon)
-            _update(opt, bi, gbi, m[3], v[3], rows_i, ni, alpha, lr, c1, c2, epsilon)
+            _update(opt, bu, gbu, m[2], v[2], rows_u, nu, alpha, lr, c1, c2, epsilon, False)
+            _update(opt, bi, gbi, m[3], v[3], rows_i, ni, alpha, lr, c1, c2, epsilon, False)
         else:
             _zero_rows(gbu, rows_u, nu)
             _zero_rows(gbi, rows_i, ni)
@@ -199,7 +217,7 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
         cu = catch_up_state(alphas, config) if opt == _ADAM else NO_CATCH_UP
     # Gather in visiting order first: the kernel then streams through memory
     # instead of jumping through the permutation (twice as fast on ML-100k).
-    return _epoch(
+    total = _epoch(
         u[perm],
         i[perm],
         r[perm],
@@ -220,7 +238,17 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
         float(config.reg),
         bool(config.biases),
         cu,
+        bool(config.non_negative),
     )
+    _project_all(config, W, H)
+    return total
+
+
+def _project_all(config, W, H):
+    """With ``non_negative``, project all of ``W`` and ``H`` at an epoch's end (rows the kernel left unread)."""
+    if config.non_negative:
+        project_rows(W)
+        project_rows(H)
 
 
 class SerialEpochs:
@@ -259,7 +287,9 @@ class SerialEpochs:
             old[...] = p
         if self.specialised:
             self.u[...], self.i[...], self.r[...] = self.u0, self.i0, self.r0
-            return self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0), self.n_batches
+            total = self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0)
+            _project_all(c, self.params[0], self.params[1])
+            return total, self.n_batches
         perm = rng.permutation(len(self.r))
         alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)
         n_rows = len(self.params[0]) + len(self.params[1])
@@ -288,7 +318,7 @@ class SerialEpochs:
             if c.optimizer == "sgd" and c.batch_size == 1:
                 return _rating_kernels.sgd_per_rating(
                     self.u, self.i, self.r, seed, ft(mu), W, H, bu, bi, ft(c.learning_rate), ft(c.reg),
-                    bool(c.biases), ft(2.0),
+                    bool(c.biases), ft(2.0), bool(c.non_negative),
                 )  # fmt: skip
             lazy = c.optimizer == "lazy_adam"
             n_alphas = self.n_batches if lazy else 1
@@ -297,7 +327,7 @@ class SerialEpochs:
             return _rating_kernels.batched(
                 self.u, self.i, self.r, seed, int(c.batch_size), ft(mu), W, H, bu, bi, m[0], v[0], m[1], v[1],
                 m[2], v[2], m[3], v[3], alphas, lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2),
-                ft(c.epsilon), ft(c.reg), bool(c.biases),
+                ft(c.epsilon), ft(c.reg), bool(c.biases), bool(c.non_negative),
             )  # fmt: skip
 
     def undo(self, params):
