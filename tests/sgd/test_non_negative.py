@@ -1,4 +1,4 @@
-"""``non_negative=True``: every kernel path equals the plain per-step NumPy twin, which projects W and H after each step.
+"""``non_negative=True``: every kernel path equals the plain per-step NumPy twin, which projects after each step.
 
 The twin (:func:`npmf.sgd.optimizers.epoch_numpy`) projects all of W and H after every step; the kernels project
 only the rows a step wrote, a row as it is first read in a batch and everything at the epoch's end, and dense
