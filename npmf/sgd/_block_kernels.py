@@ -54,7 +54,6 @@ from ._formulas import (
     list_row,
     loss_term,
     penalty,
-    project,
     project_row,
     residual,
     sgd_scalar,
@@ -139,8 +138,10 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
             total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
             for f in range(k):
                 wf, hf = U[x, f], V[y, f]
-                U[x, f] = project(sgd_scalar(wf, c * factor_gradient(e, hf, reg, wf), lr), nn)
-                V[y, f] = project(sgd_scalar(hf, c * factor_gradient(e, wf, reg, hf), lr), nn)
+                U[x, f] = sgd_scalar(wf, c * factor_gradient(e, hf, reg, wf), lr)
+                V[y, f] = sgd_scalar(hf, c * factor_gradient(e, wf, reg, hf), lr)
+            project_row(U, x, k, nn)
+            project_row(V, y, k, nn)
             if fit_bias:
                 U[x, k] = sgd_scalar(U[x, k], c * bias_gradient(e, reg, U[x, k]), lr)
                 V[y, k] = sgd_scalar(V[y, k], c * bias_gradient(e, reg, V[y, k]), lr)
