@@ -27,6 +27,8 @@ from ._formulas import (
     list_row,
     loss_term,
     penalty,
+    project,
+    project_listed,
     project_row,
     residual,
     sgd_scalar,
@@ -111,9 +113,12 @@ def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon, nn):
         _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
-    if nn:
-        for a in range(p.shape[0] if opt == _ADAM_LOOP else n_rows):
-            project_row(p, a if opt == _ADAM_LOOP else rows[a], p.shape[1], nn)
+    if nn and opt == _ADAM_LOOP:  # non_negative (factors only): all of them in the plain loop, flat
+        q = p.reshape(p.size)
+        for j in range(q.shape[0]):
+            q[j] = project(q[j], nn)
+    else:  # else the rows stepped
+        project_listed(p, rows, n_rows, p.shape[1], nn)
     _zero_rows(g, rows, n_rows)
 
 
