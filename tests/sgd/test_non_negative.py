@@ -257,3 +257,10 @@ def test_the_scikit_learn_adapter_passes_the_parameter():
     assert reg.get_params()["non_negative"] is True
     reg.fit(df[["user_id", "item_id"]], df.rating)
     assert reg.model_.non_negative is True and reg.model_.item_factors_.min() >= 0
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_float32_factors_are_projected_in_float32(optimizer):
+    df = make_ratings(n_users=60, n_items=60, n_ratings=1500, random_state=1)
+    model = _model(optimizer, dtype="float32").fit(df.user_id, df.item_id, df.rating)
+    assert model.user_factors_.dtype == np.float32 and _non_negative(model)
