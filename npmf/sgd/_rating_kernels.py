@@ -35,7 +35,6 @@ from ._formulas import (
     factor_gradient,
     loss_term,
     penalty,
-    project,
     project_listed,
     project_row,
     residual,
@@ -71,8 +70,10 @@ def sgd_per_rating(u, i, r, seed, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn):
         for f in range(k):
             wf = W[x, f]
             hf = H[y, f]
-            W[x, f] = project(sgd_scalar(wf, two * factor_gradient(e, hf, reg, wf), lr), nn)
-            H[y, f] = project(sgd_scalar(hf, two * factor_gradient(e, wf, reg, hf), lr), nn)
+            W[x, f] = sgd_scalar(wf, two * factor_gradient(e, hf, reg, wf), lr)
+            H[y, f] = sgd_scalar(hf, two * factor_gradient(e, wf, reg, hf), lr)
+        project_row(W, x, k, nn)
+        project_row(H, y, k, nn)
         if fit_bias:
             gx = two * bias_gradient(e, reg, bu[x])
             gy = two * bias_gradient(e, reg, bi[y])
