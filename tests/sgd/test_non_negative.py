@@ -7,6 +7,8 @@ problems are skewed, so some rows are absent for hundreds of steps, and the rate
 factors hit zero, some of them while their row is absent.
 """
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -205,11 +207,18 @@ def test_factors_stay_non_negative_through_fit_partial_fit_and_load(request, tmp
 
 
 def test_partial_fit_projects_a_model_trained_without_the_constraint():
+    """It starts from the projected factors (docs/derivation.md, 9.4): as if they had been projected by hand."""
     df = make_ratings(n_users=60, n_items=60, n_ratings=1500, random_state=1)
     model = _model("adam", epochs=1, non_negative=False).fit(df.user_id, df.item_id, df.rating)
     assert model.user_factors_.min() < 0
-    model.set_params(non_negative=True).partial_fit(df.user_id, df.item_id, df.rating)
+    by_hand = copy.deepcopy(model)
+    for p in (by_hand.user_factors_, by_hand.item_factors_):
+        np.maximum(p, 0, out=p)
+    for m in (model, by_hand):
+        m.set_params(non_negative=True).partial_fit(df.user_id, df.item_id, df.rating)
     assert _non_negative(model)
+    np.testing.assert_array_equal(model.user_factors_, by_hand.user_factors_)
+    assert model.history_["loss"] == by_hand.history_["loss"]
 
 
 def test_without_the_constraint_factors_go_negative_and_results_differ():
