@@ -20,6 +20,12 @@ Reproduce the committed results (MovieLens-100k under ``$NPMF_DATA_DIR``)::
 
 A quick look: ``--epochs 5 --seeds 1``. A backend left out of the main run,
 with fewer epochs: ``--backends tensorflow --epochs 10 --seeds 1 --append``.
+
+The tutorial's second model, non-negative MF (Keras' ``NonNeg`` constraint on
+both embeddings against npmf's ``non_negative=True``), with its results in
+``results/keras-nonneg/`` (no speed targets there, only the ratios)::
+
+    python benchmarks/keras_compare.py --model nonneg --backends jax
 """
 
 import argparse
@@ -40,6 +46,7 @@ import npmf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keras_report  # noqa: E402  (sibling scripts, not a package)
 import machine  # noqa: E402
+from keras_recipe import MODELS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("jax", "tensorflow", "torch")
@@ -59,7 +66,12 @@ def parse_args(argv=None):
         default=",".join(BACKENDS),
         help="comma-separated Keras backends to run, of those installed (default: jax,tensorflow,torch)",
     )
-    parser.add_argument("--out", default=str(HERE / "results"), help="folder for keras.json/.md/_loss.png")
+    parser.add_argument(
+        "--model", default="plain", choices=MODELS, help="plain MF (default) or non-negative MF (--model nonneg)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="folder for keras.json/.md/_loss.png (default results/, or results/keras-nonneg/)"
+    )
     parser.add_argument("--append", action="store_true", help="add this run to keras.json instead of replacing it")
     parser.add_argument(
         "--npmf-dtype",
@@ -73,6 +85,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.fast_batch_size < 0:
         parser.error(f"--fast-batch-size must be 0 (skip) or positive, got {args.fast_batch_size}")
+    if args.out is None:
+        args.out = str(HERE / "results" / ("keras-nonneg" if args.model == "nonneg" else ""))
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(args.backends) - set(BACKENDS))
     if unknown:
@@ -92,13 +106,14 @@ def installed_backends(requested):
     return found
 
 
-def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64"):
+def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64", model_name="plain"):
     """Fit npmf once on the seed's split; the same record as ``keras_recipe.run``."""
     df = npmf.load_movielens("ml-100k")
     train, test = npmf.train_test_split(df, test_size=0.2, random_state=seed)
     model = npmf.MatrixFactorization(
-        n_factors=3, epochs=epochs, batch_size=batch_size, optimizer=optimizer, random_state=seed, dtype=dtype
-    )
+        n_factors=3, epochs=epochs, batch_size=batch_size, optimizer=optimizer, random_state=seed, dtype=dtype,
+        non_negative=model_name == "nonneg",
+    )  # fmt: skip
     start = time.perf_counter()
     model.fit(train.user_id, train.item_id, train.rating)
     fit_seconds = time.perf_counter() - start
@@ -106,6 +121,7 @@ def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64"):
     return {
         "library": "npmf",
         "variant": optimizer,
+        "model": model_name,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -118,11 +134,12 @@ def run_npmf(optimizer, seed, epochs, batch_size, dtype="float64"):
     }
 
 
-def run_keras(backend, seed, epochs, batch_size):
+def run_keras(backend, seed, epochs, batch_size, model_name="plain"):
     """Fit the Keras recipe once, in a fresh process; its record, or None if it failed."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
         cmd = [sys.executable, str(HERE / "keras_recipe.py"), "--backend", backend, "--seed", str(seed)]
+        cmd += ["--model", model_name]
         cmd += ["--epochs", str(epochs), "--batch-size", str(batch_size), "--out", str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -132,13 +149,13 @@ def run_keras(backend, seed, epochs, batch_size):
         return json.loads(out.read_text())
 
 
-def warm_up():
+def warm_up(model_name="plain"):
     """Load npmf's compiled kernels from Numba's cache before anything is timed."""
     for optimizer in NPMF_OPTIMIZERS:
         for dtype in ("float64", "float32"):
-            npmf.MatrixFactorization(epochs=1, optimizer=optimizer, random_state=0, dtype=dtype).fit(
-                [0, 1, 1], [0, 0, 1], [1.0, 2, 3]
-            )
+            npmf.MatrixFactorization(
+                epochs=1, optimizer=optimizer, random_state=0, dtype=dtype, non_negative=model_name == "nonneg"
+            ).fit([0, 1, 1], [0, 0, 1], [1.0, 2, 3])
 
 
 def log(run):
@@ -155,7 +172,7 @@ def main(argv=None):
     args = parse_args(argv)
     backends = installed_backends(args.backends)
     npmf.load_movielens("ml-100k")  # fail early (or download once) before any timing
-    warm_up()
+    warm_up(args.model)
     batch_sizes = [args.batch_size] + ([args.fast_batch_size] if args.fast_batch_size else [])
     started = datetime.datetime.now(datetime.timezone.utc)
     runs = []
@@ -165,7 +182,7 @@ def main(argv=None):
             for fit_one, variant in plan:
                 load = os.getloadavg()
                 extra = {"dtype": args.npmf_dtype} if fit_one is run_npmf else {}
-                run = fit_one(variant, seed, args.epochs, batch_size, **extra)
+                run = fit_one(variant, seed, args.epochs, batch_size, model_name=args.model, **extra)
                 if run is not None:
                     run["loadavg_before"] = load
                     runs.append(run)
@@ -174,7 +191,7 @@ def main(argv=None):
             # after Keras samples the load on both sides of the Keras runs. Same seed, same numbers.
             for run in runs[-len(plan) :]:
                 if run["library"] == "npmf" and backends:
-                    again = run_npmf(run["variant"], seed, args.epochs, batch_size, args.npmf_dtype)
+                    again = run_npmf(run["variant"], seed, args.epochs, batch_size, args.npmf_dtype, args.model)
                     run["epoch_seconds_repeat"] = again["epoch_seconds"]
     experiment = {
         "command": "python benchmarks/keras_compare.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -189,6 +206,7 @@ def main(argv=None):
             "batch_sizes": batch_sizes,
             "backends_requested": args.backends,
             "backends_run": backends,
+            "model": args.model,
             "n_factors": 3,
             "init": "uniform(-0.05, 0.05)",
             "adam": {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
@@ -196,7 +214,7 @@ def main(argv=None):
         },
         "runs": runs,
     }
-    experiment["summary"] = keras_report.summarize(runs, args.batch_size)
+    experiment["summary"] = keras_report.summarize(runs, args.batch_size, speed_targets=args.model == "plain")
     keras_report.write(experiment, Path(args.out), append=args.append)
 
 

@@ -5,6 +5,11 @@ runs this file once per (backend, seed, batch size) in a fresh process::
 
     python benchmarks/keras_recipe.py --backend jax --seed 0 --epochs 100 --batch-size 32 --out run.json
 
+``--model nonneg`` trains the tutorial's second model, the same network with
+``embeddings_constraint=keras.constraints.NonNeg()`` on both embeddings: Keras
+clips every embedding weight to >= 0 after each optimiser step (the initial
+weights are still U(-0.05, 0.05), so the first step reads negative ones).
+
 The model is the recipe's, layer for layer: ids encoded with
 ``astype("category").cat.codes`` on the whole data set, ``Embedding(n_users + 1,
 3)`` and ``Embedding(n_items + 1, 3)`` with Keras' default initialiser
@@ -27,17 +32,25 @@ import keras_report  # sibling script (this folder is on sys.path when run as a 
 BACKEND_PACKAGES = {"jax": ("jax", "jaxlib"), "tensorflow": ("tensorflow",), "torch": ("torch",)}
 
 
-def build_model(keras, n_users, n_items, n_factors=3):
-    """The recipe's model: two embeddings, flattened, and their dot product."""
+MODELS = ("plain", "nonneg")
+
+
+def build_model(keras, n_users, n_items, n_factors=3, model="plain"):
+    """The recipe's model: two embeddings, flattened, and their dot product; ``"nonneg"`` constrains both >= 0."""
+
+    def embedding(n, name):
+        constraint = keras.constraints.NonNeg() if model == "nonneg" else None
+        return keras.layers.Embedding(n + 1, n_factors, name=name, embeddings_constraint=constraint)
+
     user_in = keras.Input(shape=(1,), name="User")
     item_in = keras.Input(shape=(1,), name="Item")
-    user_vec = keras.layers.Flatten()(keras.layers.Embedding(n_users + 1, n_factors, name="User-Embedding")(user_in))
-    item_vec = keras.layers.Flatten()(keras.layers.Embedding(n_items + 1, n_factors, name="Item-Embedding")(item_in))
+    user_vec = keras.layers.Flatten()(embedding(n_users, "User-Embedding")(user_in))
+    item_vec = keras.layers.Flatten()(embedding(n_items, "Item-Embedding")(item_in))
     prod = keras.layers.Dot(axes=1, name="DotProduct")([item_vec, user_vec])
     return keras.Model([user_in, item_in], prod)
 
 
-def run(backend, seed, epochs, batch_size, test_size=0.2):
+def run(backend, seed, epochs, batch_size, test_size=0.2, model_name="plain"):
     """Train the recipe once on ``backend``; the record ``keras_compare.py`` stores.
 
     Returns
@@ -59,7 +72,7 @@ def run(backend, seed, epochs, batch_size, test_size=0.2):
     df["user_code"] = df.user_id.astype("category").cat.codes.to_numpy()
     df["item_code"] = df.item_id.astype("category").cat.codes.to_numpy()
     train, test = npmf.train_test_split(df, test_size=test_size, random_state=seed)
-    model = build_model(keras, df.user_id.nunique(), df.item_id.nunique())
+    model = build_model(keras, df.user_id.nunique(), df.item_id.nunique(), model=model_name)
     adam = keras.optimizers.Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)
     model.compile(optimizer=adam, loss="mean_squared_error")
 
@@ -79,6 +92,7 @@ def run(backend, seed, epochs, batch_size, test_size=0.2):
     return {
         "library": "keras",
         "variant": backend,
+        "model": model_name,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -131,8 +145,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--out", required=True, help="JSON file to write the record to")
+    parser.add_argument("--model", default="plain", choices=MODELS, help="plain MF (default) or non-negative MF")
     args = parser.parse_args(argv)
-    record = run(args.backend, args.seed, args.epochs, args.batch_size)
+    record = run(args.backend, args.seed, args.epochs, args.batch_size, model_name=args.model)
     with open(args.out, "w") as f:
         json.dump(record, f)
 

@@ -227,6 +227,7 @@ class MatrixFactorizationRegressor(_Regressor):
         init_scale=0.05,
         biases=False,
         reg=0.0,
+        non_negative=False,
         early_stopping_patience=None,
         n_threads=None,
         dtype="float64",
@@ -246,6 +247,7 @@ class MatrixFactorizationRegressor(_Regressor):
         self.init_scale = init_scale
         self.biases = biases
         self.reg = reg
+        self.non_negative = non_negative
         self.early_stopping_patience = early_stopping_patience
         self.n_threads = n_threads
         self.dtype = dtype

@@ -47,9 +47,19 @@ from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
 from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
+from ._formulas import (
+    adam_scalar,
+    bias_gradient,
+    factor_gradient,
+    list_row,
+    loss_term,
+    penalty,
+    project_row,
+    residual,
+    sgd_scalar,
+)
 from .config import BLOCK_OPTIMIZERS
-from .optimizers import adam_step_sizes
+from .optimizers import adam_step_sizes, project_rows
 
 __all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
 
@@ -73,12 +83,13 @@ def use_blocks(config, n_ratings):
 
 
 @_jit
-def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
+def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps, nn):
     """Apply the step to records ``rows[:n_rows]`` of ``X`` and clear their gradient segment.
 
     Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``,
     ``v`` at ``3s``. The steps are the serial kernel's,
-    :func:`npmf.sgd._formulas.adam_scalar` and :func:`npmf.sgd._formulas.sgd_scalar`.
+    :func:`npmf.sgd._formulas.adam_scalar` and :func:`npmf.sgd._formulas.sgd_scalar`;
+    with ``nn`` (``non_negative``) the factors (not the bias, slot ``s - 1``) are then projected.
     """
     zero = X[0, 0] * 0
     for a in range(n_rows):
@@ -92,19 +103,21 @@ def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps):
                 X[x, f] = p
             else:
                 X[x, f] = sgd_scalar(X[x, f], g, lr)
+        project_row(X, x, s - 1, nn)
         for f in range(s):
             X[x, s + f] = zero
 
 
 @_fast
 def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-           lr, c1, c2, eps, reg, tmp, cu):  # fmt: skip
+           lr, c1, c2, eps, reg, tmp, cu, nn):  # fmt: skip
     """Shuffle and train one block; returns the sum of its ratings' loss terms.
 
     The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
     serial kernel's), on the records: bias in slot ``k``, gradient segment at
     ``s``. The loss's squared norms are summed from ``zero``, in the records'
     dtype, so that under fastmath LLVM vectorises that sum. Dense Adam's ``cu`` (else empty) catches rows up.
+    ``nn`` (``non_negative``) projects the factors stepped, and a row as it is read (docs/derivation.md, 9).
     """
     _shuffle(u, i, r, start, stop, seed)
     k = U.shape[1] // (4 if lazy else (2 if bs > 1 else 1)) - 1
@@ -119,12 +132,16 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
         for j in range(start, stop):
             x = u[j]
             y = i[j]
+            project_row(U, x, k, nn and batch0 + j > start)
+            project_row(V, y, k, nn and batch0 + j > start)
             e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
             total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
             for f in range(k):
                 wf, hf = U[x, f], V[y, f]
                 U[x, f] = sgd_scalar(wf, c * factor_gradient(e, hf, reg, wf), lr)
                 V[y, f] = sgd_scalar(hf, c * factor_gradient(e, wf, reg, hf), lr)
+            project_row(U, x, k, nn)
+            project_row(V, y, k, nn)
             if fit_bias:
                 U[x, k] = sgd_scalar(U[x, k], c * bias_gradient(e, reg, U[x, k]), lr)
                 V[y, k] = sgd_scalar(V[y, k], c * bias_gradient(e, reg, V[y, k]), lr)
@@ -151,6 +168,8 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
             if dense and stamp_i[y] != tag:
                 catch_up_record(V, y, stamp_i, tag0, batch0 + b, n_trained, s, cu, G)
             ni = list_row(stamp_i, y, tag, rows_i, ni)
+            project_row(U, x, k, nn and batch0 + b > 0)
+            project_row(V, y, k, nn and batch0 + b > 0)
             e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
             total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
             for f in range(k):
@@ -166,14 +185,14 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 U[x, s + k] += c * bias_gradient(e, reg, U[x, k])
                 V[y, s + k] += c * bias_gradient(e, reg, V[y, k])
         alpha = alphas[batch0 + b] if lazy else alphas[0]  # SGD gets no step sizes
-        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps)
-        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps)
+        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps, nn)
+        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps, nn)
     return total
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
-                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, threads, cu):  # fmt: skip
+                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, threads, cu, nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
     Slot ``t`` of sub-epoch ``s`` trains blocks ``s P + plan[s, c]`` for ``c`` in
@@ -192,7 +211,7 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
                 threads[b] = numba.get_thread_id()
                 totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u,
                                    stamp_i, alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p],
-                                   cu)  # fmt: skip
+                                   cu, nn)  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -356,10 +375,13 @@ class BlockEpochs:
                     *self.records,
                     self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
-                    dt(c.reg), totals, tmps, self.threads, cu,
+                    dt(c.reg), totals, tmps, self.threads, cu, bool(c.non_negative),
                 )  # fmt: skip
         if self.dense:
             flush_records(self.records, (self.stamp_u, self.stamp_i), int(t0), self.n_batches, c.biases, cu)
+        if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
+            for X in self.records:
+                project_rows(X[:, : X.shape[1] // self.segments - 1])
         return float(total), self.n_batches
 
 

@@ -40,6 +40,9 @@ __all__ = [
     "horner",
     "catch_up_elements",
     "catch_up_row",
+    "project",
+    "project_row",
+    "project_listed",
 ]
 
 _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
@@ -134,6 +137,35 @@ def adam_scalar(p, g, m, v, alpha, c1, c2, eps):
 def sgd_scalar(p, g, lr):
     r"""The plain SGD step on one parameter, :math:`p - \eta g`; returns the new ``p``."""
     return p - lr * g
+
+
+@_inline
+def project(p, on):
+    r"""Keras' ``NonNeg`` constraint on one parameter when ``on``: :math:`\max(p, 0)`, else ``p`` unchanged.
+
+    Applied right after every step that writes a factor (never a bias) of a
+    ``non_negative=True`` model; twin :func:`npmf.sgd.optimizers.project_rows`.
+    The zero is ``p - p``, in ``p``'s dtype; a NaN stays NaN.
+    """
+    if on and p < 0:
+        return p - p
+    return p
+
+
+@_inline
+def project_row(P, row, k, on):
+    """:func:`project` on ``P[row, :k]`` in place: the factor part of a row (or of a block record)."""
+    if on:
+        for f in range(k):
+            P[row, f] = project(P[row, f], on)
+
+
+@_inline
+def project_listed(P, rows, n_rows, k, on):
+    """:func:`project_row` on each of rows ``rows[:n_rows]`` of ``P``: the rows a step has just written."""
+    if on:
+        for a in range(n_rows):
+            project_row(P, rows[a], k, on)
 
 
 @_inline

@@ -13,19 +13,28 @@ kernels read no mutable globals, so they are cached on disk (``cache=True``).
 and keeps the check out of the hot loops (Adam divides by ``sqrt(v) + eps > 0``).
 """
 
-import warnings
-
 import numba
 import numpy as np
 
 from . import _rating_kernels
 from ._catchup_kernels import catch_up_rows, catch_up_state
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, list_row, loss_term, penalty, residual, sgd_scalar
-from .catchup import SERIES_TERMS, catch_up_horizon
+from ._formulas import (
+    adam_scalar,
+    bias_gradient,
+    factor_gradient,
+    list_row,
+    loss_term,
+    penalty,
+    project,
+    project_listed,
+    project_row,
+    residual,
+    sgd_scalar,
+)
 from .config import OPTIMIZERS
-from .optimizers import adam_step_sizes
+from .optimizers import adam_step_sizes, project_factors
 
-__all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES", "warn_if_dense_adam_is_slow"]
+__all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES"]
 
 OPTIMIZER_CODES = {name: code for code, name in enumerate(OPTIMIZERS)}
 _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "sgd"))
@@ -89,15 +98,17 @@ def _zero_rows(g, rows, n_rows):
 
 
 @_jit
-def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon):
+def _update(opt, p, g, m, v, rows, n_rows, alpha, lr, c1, c2, epsilon, nn):
     """Apply one optimiser step to rows ``rows[:n_rows]`` of ``p`` (2-D) and clear their gradient rows.
 
     Adam (dense, whose absent rows are caught up, or lazy) steps the rows of the batch; else plain SGD.
+    With ``nn`` (``non_negative``, factors only) the rows stepped are projected.
     """
     if opt == _ADAM or opt == _LAZY:
         _adam_rows(p, g, m, v, rows, n_rows, alpha, c1, c2, epsilon)
     else:
         _sgd_rows(p, g, rows, n_rows, lr)
+    project_listed(p, rows, n_rows, p.shape[1], nn)
     _zero_rows(g, rows, n_rows)
 
 
@@ -122,7 +133,7 @@ def _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg):
 
 @_jit
 def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas, opt,
-           lr, c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i):  # fmt: skip
+           lr, c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i, nn):  # fmt: skip
     """One epoch of ``lazy_adam`` or ``sgd`` in place over ratings already in visiting order; see :func:`epoch_numba`.
 
     ``bu``, ``bi`` and their state/gradients come as ``(M, 1)`` and ``(N, 1)``
@@ -143,13 +154,15 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu,
         for j in range(start, stop):
             nu = list_row(stamp_u, u[j], b, rows_u, nu)
             ni = list_row(stamp_i, i[j], b, rows_i, ni)
+            project_row(W, u[j], k, nn and b > 0)  # non_negative: Keras clips every row after every step (part 9)
+            project_row(H, i[j], k, nn and b > 0)
             total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
         alpha = alphas[b]
-        _update(opt, W, gW, mW, vW, rows_u, nu, alpha, lr, c1, c2, epsilon)
-        _update(opt, H, gH, mH, vH, rows_i, ni, alpha, lr, c1, c2, epsilon)
+        _update(opt, W, gW, mW, vW, rows_u, nu, alpha, lr, c1, c2, epsilon, nn)
+        _update(opt, H, gH, mH, vH, rows_i, ni, alpha, lr, c1, c2, epsilon, nn)
         if fit_bias:
-            _update(opt, bu, gbu, mbu, vbu, rows_u, nu, alpha, lr, c1, c2, epsilon)
-            _update(opt, bi, gbi, mbi, vbi, rows_i, ni, alpha, lr, c1, c2, epsilon)
+            _update(opt, bu, gbu, mbu, vbu, rows_u, nu, alpha, lr, c1, c2, epsilon, False)
+            _update(opt, bi, gbi, mbi, vbi, rows_i, ni, alpha, lr, c1, c2, epsilon, False)
         else:
             _zero_rows(gbu, rows_u, nu)
             _zero_rows(gbi, rows_i, ni)
@@ -158,7 +171,7 @@ def _epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu,
 
 @_jit
 def _loop_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas,
-                c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i):  # fmt: skip
+                c1, c2, epsilon, reg, fit_bias, rows_u, rows_i, stamp_u, stamp_i, nn):  # fmt: skip
     """One epoch of dense ``adam`` as the plain loop: every parameter moves at every step (:func:`_adam_dense`).
 
     The reference's own arithmetic, over flat contiguous views so that LLVM
@@ -186,6 +199,11 @@ def _loop_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH,
         alpha = alphas[b]
         _adam_dense(W1, gW1, mW1, vW1, alpha, c1, c2, epsilon)
         _adam_dense(H1, gH1, mH1, vH1, alpha, c1, c2, epsilon)
+        if nn:  # non_negative: every factor, every step
+            for q in range(W1.size):
+                W1[q] = project(W1[q], nn)
+            for q in range(H1.size):
+                H1[q] = project(H1[q], nn)
         _zero_rows(gW, rows_u, nu)
         _zero_rows(gH, rows_i, ni)
         if fit_bias:
@@ -199,7 +217,7 @@ def _loop_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH,
 @_jit
 def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas,
                  c1, c2, epsilon, reg, fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, rows_u, rows_i, stamp_u,
-                 stamp_i, G):  # fmt: skip
+                 stamp_i, G, nn):  # fmt: skip
     """One epoch of dense ``adam`` with the catch-up; otherwise as :func:`_epoch`.
 
     Dense Adam steps only the rows in each batch: a row absent since its last
@@ -226,15 +244,19 @@ def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH
             if stamp_u[uu] != b:
                 catch_up_rows(W, mW, vW, bu, mbu, vbu, uu, stamp_u[uu] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
                               alphas64, d1, d2, eps64)  # fmt: skip
+                project_row(W, uu, k, nn and b > 0)  # non_negative: once after the catch-up equals per step (part 9)
                 nu = list_row(stamp_u, uu, b, rows_u, nu)
             if stamp_i[ii] != b:
                 catch_up_rows(H, mH, vH, bi, mbi, vbi, ii, stamp_i[ii] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
                               alphas64, d1, d2, eps64)  # fmt: skip
+                project_row(H, ii, k, nn and b > 0)
                 ni = list_row(stamp_i, ii, b, rows_i, ni)
             total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
         alpha = alphas[b]
         _adam_rows(W, gW, mW, vW, rows_u, nu, alpha, c1, c2, epsilon)
         _adam_rows(H, gH, mH, vH, rows_i, ni, alpha, c1, c2, epsilon)
+        project_listed(W, rows_u, nu, k, nn)
+        project_listed(H, rows_i, ni, k, nn)
         _zero_rows(gW, rows_u, nu)
         _zero_rows(gH, rows_i, ni)
         if fit_bias:
@@ -281,14 +303,17 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     scratch = (np.empty(batch_size, np.int64), np.empty(batch_size, np.int64), np.full(len(W), -1, np.int64),
                np.full(len(H), -1, np.int64))  # fmt: skip
     opt = OPTIMIZER_CODES[config.optimizer]
-    fit_bias = bool(config.biases)
+    fit_bias, nn = bool(config.biases), bool(config.non_negative)
     if opt == _ADAM and dense_loop:
-        return _loop_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, *scratch)
-    if opt == _ADAM:
+        total = _loop_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, *scratch, nn)
+    elif opt == _ADAM:
         B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = catch_up_state(alphas, config)
-        return _dense_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2,
-                            eps64, *scratch, G)  # fmt: skip
-    return _epoch(*arrays, opt, ft(config.learning_rate), c1, c2, eps, float(config.reg), fit_bias, *scratch)
+        total = _dense_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2,
+                             eps64, *scratch, G, nn)  # fmt: skip
+    else:
+        total = _epoch(*arrays, opt, ft(config.learning_rate), c1, c2, eps, float(config.reg), fit_bias, *scratch, nn)
+    project_factors(config, W, H)
+    return total
 
 
 class SerialEpochs:
@@ -325,7 +350,9 @@ class SerialEpochs:
         c = self.config
         if self.specialised:
             self.u[...], self.i[...], self.r[...] = self.u0, self.i0, self.r0
-            return self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0), self.n_batches
+            total = self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0)
+            project_factors(c, self.params[0], self.params[1])
+            return total, self.n_batches
         perm = rng.permutation(len(self.r))
         alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)
         n_rows = len(self.params[0]) + len(self.params[1])
@@ -354,7 +381,7 @@ class SerialEpochs:
             if c.optimizer == "sgd" and c.batch_size == 1:
                 return _rating_kernels.sgd_per_rating(
                     self.u, self.i, self.r, seed, ft(mu), W, H, bu, bi, ft(c.learning_rate), ft(c.reg),
-                    bool(c.biases), ft(2.0),
+                    bool(c.biases), ft(2.0), bool(c.non_negative),
                 )  # fmt: skip
             lazy = c.optimizer == "lazy_adam"
             n_alphas = self.n_batches if lazy else 1
@@ -363,38 +390,8 @@ class SerialEpochs:
             return _rating_kernels.batched(
                 self.u, self.i, self.r, seed, int(c.batch_size), ft(mu), W, H, bu, bi, m[0], v[0], m[1], v[1],
                 m[2], v[2], m[3], v[3], alphas, lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2),
-                ft(c.epsilon), ft(c.reg), bool(c.biases),
+                ft(c.epsilon), ft(c.reg), bool(c.biases), bool(c.non_negative),
             )  # fmt: skip
 
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""
-
-
-# Dense Adam's catch-up replays a row's absent steps by a series that costs a few
-# flops per element. Where the series cannot be used (beta_1 >= beta_2 ** (SERIES_TERMS / 2),
-# so q_n >= 1: then every element replays its absent steps one by one, up to the
-# horizon) an epoch costs up to this many per-step updates before it warns
-# (about a minute on one core at ~2e8 updates/s).
-DENSE_ADAM_WARN_UPDATES = 1e10
-
-
-def warn_if_dense_adam_is_slow(config, n_rows, n_batches):
-    """Warn when dense Adam's catch-up must replay absent steps one by one and that would be enormous.
-
-    With the usual betas the catch-up is a closed form and dense ``adam`` costs
-    about what ``lazy_adam`` does, so it does not warn. ``n_rows`` is M + N.
-    """
-    if config.optimizer != "adam" or config.beta_1 < config.beta_2 ** (SERIES_TERMS / 2):
-        return
-    per_step = n_rows * (config.n_factors + config.biases)
-    horizon = catch_up_horizon(config.beta_1, config.beta_2, n_batches)
-    updates = min(per_step, config.batch_size * 2 * (config.n_factors + 1)) * n_batches * horizon
-    if updates > DENSE_ADAM_WARN_UPDATES:
-        warnings.warn(
-            f"optimizer='adam' with beta_1={config.beta_1} >= beta_2 ** {SERIES_TERMS // 2} cannot replay absent rows "
-            f"in closed form: up to {updates:.1e} per-step updates per epoch, which will be very slow. "
-            "Use optimizer='lazy_adam', which updates only the rows in each batch and runs on all cores "
-            "(or a smaller beta_1).",
-            UserWarning,
-            stacklevel=4,
-        )

@@ -29,7 +29,17 @@ import numba
 import numpy as np
 
 from ._block_data import _shuffle
-from ._formulas import adam_scalar, bias_gradient, factor_gradient, loss_term, penalty, residual, sgd_scalar
+from ._formulas import (
+    adam_scalar,
+    bias_gradient,
+    factor_gradient,
+    loss_term,
+    penalty,
+    project_listed,
+    project_row,
+    residual,
+    sgd_scalar,
+)
 
 __all__ = ["sgd_per_rating", "batched"]
 
@@ -37,12 +47,13 @@ _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
 
 
 @_jit
-def sgd_per_rating(u, i, r, seed, mu, W, H, bu, bi, lr, reg, fit_bias, two):
+def sgd_per_rating(u, i, r, seed, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn):
     """Shuffle the ratings in place, then one epoch of plain SGD, one rating per step; returns the loss sum.
 
     ``two`` is 2 in the factors' dtype (the gradient's factor ``c = 2 / B``
     with ``B = 1``). With ``reg = 0`` the penalty is not computed: its term
-    would be ``0 * penalty``.
+    would be ``0 * penalty``. ``nn`` (``non_negative``) projects the factors
+    after each step and a row as it is read (docs/derivation.md, section 9).
     """
     n = r.shape[0]
     _shuffle(u, i, r, 0, n, seed)
@@ -51,6 +62,8 @@ def sgd_per_rating(u, i, r, seed, mu, W, H, bu, bi, lr, reg, fit_bias, two):
     for j in range(n):
         x = u[j]
         y = i[j]
+        project_row(W, x, k, nn and j > 0)
+        project_row(H, y, k, nn and j > 0)
         e = residual(mu, bu[x], bi[y], W, x, H, y, k, r, j)
         pen = penalty(W, x, H, y, k, bu[x], bi[y], 0.0) if reg != 0 else 0.0
         total += loss_term(e, reg, pen)
@@ -59,6 +72,8 @@ def sgd_per_rating(u, i, r, seed, mu, W, H, bu, bi, lr, reg, fit_bias, two):
             hf = H[y, f]
             W[x, f] = sgd_scalar(wf, two * factor_gradient(e, hf, reg, wf), lr)
             H[y, f] = sgd_scalar(hf, two * factor_gradient(e, wf, reg, hf), lr)
+        project_row(W, x, k, nn)
+        project_row(H, y, k, nn)
         if fit_bias:
             gx = two * bias_gradient(e, reg, bu[x])
             gy = two * bias_gradient(e, reg, bi[y])
@@ -130,14 +145,15 @@ def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, ps, ms, vs, a
 
 @_jit
 def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, alphas, lazy, lr, c1, c2,
-            eps, reg, fit_bias):  # fmt: skip
+            eps, reg, fit_bias, nn):  # fmt: skip
     """Shuffle the ratings in place, then one epoch of ``lazy_adam`` (``lazy``) or SGD in batches of ``bs``.
 
     Pass 1 of a batch takes each rating's residual at the old parameters and
     adds its gradient terms into the slot of its user and of its item (a row's
     slot is given when the row first appears in the batch; ``stamp`` marks
     it). Pass 2 steps the listed rows. ``alphas`` holds the epoch's Adam step
-    sizes (one entry, unused, for SGD). Returns the sum of the loss terms.
+    sizes (one entry, unused, for SGD). ``nn`` (``non_negative``) projects the
+    factor rows stepped and a row as it is read. Returns the sum of the loss terms.
     """
     n = r.shape[0]
     _shuffle(u, i, r, 0, n, seed)
@@ -178,6 +194,8 @@ def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, 
                 rows_i[ni] = y
                 gi[ni, :] = zero
                 ni += 1
+            project_row(W, x, k, nn and b > 0)
+            project_row(H, y, k, nn and b > 0)
             e = residual(mu, bu[x], bi[y], W, x, H, y, k, r, j)
             pen = penalty(W, x, H, y, k, bu[x], bi[y], 0.0) if reg != 0 else 0.0
             total += loss_term(e, reg, pen)
@@ -195,4 +213,6 @@ def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, 
         else:
             _sgd_rows(W, bu, gu, rows_u, nu, fit_bias, lr)
             _sgd_rows(H, bi, gi, rows_i, ni, fit_bias, lr)
+        project_listed(W, rows_u, nu, k, nn)
+        project_listed(H, rows_i, ni, k, nn)
     return total

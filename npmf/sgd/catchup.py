@@ -35,6 +35,7 @@ Steps are counted within one epoch: a row's state "after ``c`` steps" is
 """
 
 import math
+import warnings
 
 import numpy as np
 
@@ -48,6 +49,7 @@ __all__ = [
     "backward_table",
     "catch_up_tables",
     "catch_up",
+    "warn_if_dense_adam_is_slow",
 ]
 
 # Terms of the series, and the largest eps / (beta_2^{s/2} x) at which it is used:
@@ -184,3 +186,33 @@ def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
         p[e] = pe
     m[...] = m0 * P1[s]
     v[...] = v0 * P2[s]
+
+
+# Dense Adam's catch-up replays a row's absent steps by a series that costs a few
+# flops per element. Where the series cannot be used (beta_1 >= beta_2 ** (SERIES_TERMS / 2),
+# so q_n >= 1: then every element replays its absent steps one by one, up to the
+# horizon) an epoch costs up to this many per-step updates before it warns
+# (about a minute on one core at ~2e8 updates/s).
+DENSE_ADAM_WARN_UPDATES = 1e10
+
+
+def warn_if_dense_adam_is_slow(config, n_rows, n_batches):
+    """Warn when dense Adam's catch-up must replay absent steps one by one and that would be enormous.
+
+    With the usual betas the catch-up is a closed form and dense ``adam`` costs
+    about what ``lazy_adam`` does, so it does not warn. ``n_rows`` is M + N.
+    """
+    if config.optimizer != "adam" or config.beta_1 < config.beta_2 ** (SERIES_TERMS / 2):
+        return
+    per_step = n_rows * (config.n_factors + config.biases)
+    horizon = catch_up_horizon(config.beta_1, config.beta_2, n_batches)
+    updates = min(per_step, config.batch_size * 2 * (config.n_factors + 1)) * n_batches * horizon
+    if updates > DENSE_ADAM_WARN_UPDATES:
+        warnings.warn(
+            f"optimizer='adam' with beta_1={config.beta_1} >= beta_2 ** {SERIES_TERMS // 2} cannot replay absent rows "
+            f"in closed form: up to {updates:.1e} per-step updates per epoch, which will be very slow. "
+            "Use optimizer='lazy_adam', which updates only the rows in each batch and runs on all cores "
+            "(or a smaller beta_1).",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -10,12 +10,23 @@ import numpy as np
 from ..core.threads import default_threads
 from ..core.validation import check_choice, check_dtype, check_float, check_int
 
-__all__ = ["SGDConfig", "OPTIMIZERS", "BLOCK_OPTIMIZERS"]
+__all__ = ["SGDConfig", "OPTIMIZERS", "BLOCK_OPTIMIZERS", "check_bool"]
 
 # Every optimiser, in the order of the kernels' codes (npmf.sgd._kernels.OPTIMIZER_CODES).
 OPTIMIZERS = ("adam", "lazy_adam", "sgd")
 # Those that the block-scheduled kernels (npmf.sgd._block_kernels) run on many cores.
 BLOCK_OPTIMIZERS = ("adam", "lazy_adam", "sgd")
+
+
+def check_bool(name, value):
+    """``value`` as a Python bool if it is a bool (Python's or NumPy's), else a ValueError naming ``name``.
+
+    Stricter than ``biases``' check on purpose: ``1``, ``"yes"`` or ``None`` for a switch is more likely a
+    slip than a choice.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}")
+    return bool(value)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class SGDConfig:
     init_scale: float = 0.05
     biases: bool = False
     reg: float = 0.0
+    non_negative: bool = False
     early_stopping_patience: int | None = None
     n_threads: int | None = None
     dtype: np.dtype | str = "float64"
@@ -57,11 +69,12 @@ class SGDConfig:
             "init_scale": check_float("init_scale", self.init_scale, low=0, low_open=False),
             "reg": check_float("reg", self.reg, low=0, low_open=False),
             "biases": bool(check_choice("biases", self.biases, (True, False))),
+            "non_negative": check_bool("non_negative", self.non_negative),
             "early_stopping_patience": None if patience is None else check_int("early_stopping_patience", patience),
             "n_threads": default_threads() if self.n_threads is None else check_int("n_threads", self.n_threads),
             "dtype": check_dtype("dtype", self.dtype, ("float64", "float32")),
         }
-        for name, value in checked.items():
+        for name, value in checked.items():  # all checked before any is set: a bad field changes nothing
             object.__setattr__(self, name, value)
 
     @classmethod

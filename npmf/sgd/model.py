@@ -14,7 +14,7 @@ from ..core.factor_model import FactorModel
 from ..core.training import EpochLog
 from ..core.typing import ArrayLike, Callback, Ids, RandomState, Triples
 from ..core.validation import check_callback, check_int, check_random_state, check_triples, check_validation_data
-from . import _block_kernels, _kernels
+from . import _block_kernels, _kernels, catchup
 from .config import SGDConfig
 from .fold_in import SGDFoldIn
 from .state import check_saved_state, encode_growing, likely_cause, own_copies, predictions_finite, transaction
@@ -64,17 +64,18 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         Learn user and item biases around the training mean :math:`\mu`.
     reg : float, default 0.0
         L2 strength :math:`\lambda`, applied per occurrence in the batch.
+    non_negative : bool, default False
+        Non-negative MF: after every step W and H are projected onto :math:`\ge 0` (Keras' ``NonNeg``
+        constraint); biases stay free. They start in U(-init_scale, init_scale) as in Keras, so the first step
+        reads negative entries. :meth:`partial_fit` first projects them, :meth:`fold_in` projects its rows.
     early_stopping_patience : int or None, default None
         With ``validation_data`` passed to :meth:`fit`, stop after this many
         epochs without a better validation loss and restore the best weights.
     n_threads : int or None, default None
-        Threads for ``lazy_adam`` and ``sgd`` (None: all cores). From
-        50,000 ratings up these train in LibMF-style blocks on all threads
-        (:mod:`npmf.sgd.blocks`): minibatches never straddle two blocks, and the
-        result is the same bits for every ``n_threads``. Below that, and for
-        dense ``adam`` (which warns when an epoch would be enormous), one
-        thread runs the serial epoch. Either way a fixed ``random_state``
-        gives bit-identical runs.
+        Threads for ``lazy_adam`` and ``sgd`` (None: all cores). From 50,000 ratings up these train in
+        LibMF-style blocks on all threads (:mod:`npmf.sgd.blocks`): minibatches never straddle two blocks, and the
+        result is the same bits for every ``n_threads``. Below that, and for dense ``adam`` (which warns when an
+        epoch would be enormous), one thread runs the serial epoch. A fixed ``random_state`` gives the same bits.
     dtype : {"float64", "float32"}, default "float64"
         Floating type of the factors and the optimiser state. ``float32``
         halves their memory and is about 1.3x faster on large problems.
@@ -126,6 +127,7 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         init_scale: float = 0.05,
         biases: bool = False,
         reg: float = 0.0,
+        non_negative: bool = False,
         early_stopping_patience: int | None = None,
         n_threads: int | None = None,
         dtype: str = "float64",
@@ -143,6 +145,7 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         self.init_scale = init_scale
         self.biases = biases
         self.reg = reg
+        self.non_negative = non_negative
         self.early_stopping_patience = early_stopping_patience
         self.n_threads = n_threads
         self.dtype = dtype
@@ -270,6 +273,8 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
             u, i = encode_growing(self, users, items, config)
             serial = not _block_kernels.use_blocks(config, len(ratings))
             own_copies(self, before, moments=serial and config.optimizer != "sgd")
+            for p in self._params()[:2] if config.non_negative else ():  # own copies: the old model is untouched
+                np.maximum(p, 0, out=p)  # so a model trained without it holds, as the catch-up needs (derivation 9)
             self._train(u, i, ratings, config, val, callback)
         return self
 
@@ -303,7 +308,7 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         # A batch larger than the data is the whole data: no buffer bigger than the ratings.
         config = dataclasses.replace(config, batch_size=min(config.batch_size, len(r)))
         params = self._params()
-        _kernels.warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), -(-len(r) // config.batch_size))
+        catchup.warn_if_dense_adam_is_slow(config, len(params[0]) + len(params[1]), -(-len(r) // config.batch_size))
         if not _block_kernels.use_blocks(config, len(r)):
             u, i = _encoding.codes_array(u), _encoding.codes_array(i)
             self._m = [np.ascontiguousarray(a) for a in self._m]  # the blocks give them back strided

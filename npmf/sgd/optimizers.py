@@ -31,6 +31,13 @@ PyTorch's SparseAdam do the same). Cost per step: :math:`O(Bk)`.
 
 ``"sgd"``: :math:`\theta \mathrel{-}= \eta g`; rows absent from the batch
 have :math:`g = 0` and do not move, so it is naturally :math:`O(Bk)`.
+
+``non_negative=True`` (Keras' ``NonNeg`` constraint on both embeddings): after
+every step, whatever the optimiser, all of :math:`W` and :math:`H` are projected
+onto :math:`\ge 0`, :math:`\theta \leftarrow \max(\theta, 0)`
+(:func:`project_rows`); the biases and Adam's moments are not. This is the plain
+definition the kernels are held to; they project only the rows that can have
+moved (``docs/derivation.md``, section 10, says why that is the same).
 """
 
 import numpy as np
@@ -38,7 +45,7 @@ import numpy as np
 from .config import OPTIMIZERS
 from .gradients import errors, gradients
 
-__all__ = ["OPTIMIZERS", "adam_step_sizes", "adam_update", "epoch_numpy"]
+__all__ = ["OPTIMIZERS", "adam_step_sizes", "adam_update", "epoch_numpy", "project_factors", "project_rows"]
 
 
 def adam_step_sizes(t0, n_steps, learning_rate, beta_1, beta_2):
@@ -62,6 +69,18 @@ def adam_update(p, g, m, v, alpha, beta_1, beta_2, epsilon):
     p -= (m * alpha) / (np.sqrt(v) + epsilon)
 
 
+def project_rows(p, rows=slice(None)):
+    r"""Keras' ``NonNeg``: :math:`p \leftarrow \max(p, 0)` on rows ``rows`` of ``p``, in place (NaN stays NaN)."""
+    p[rows] = np.maximum(p[rows], 0)
+
+
+def project_factors(config, W, H):
+    """With ``config.non_negative``, :func:`project_rows` on all of ``W`` and ``H``: at an epoch's end."""
+    if config.non_negative:
+        project_rows(W)
+        project_rows(H)
+
+
 def epoch_numpy(u, i, r, perm, batch_size, mu, params, m, v, alphas, config):
     """Run one epoch in place; NumPy twin of :func:`npmf.sgd._kernels.epoch_numba`.
 
@@ -83,7 +102,8 @@ def epoch_numpy(u, i, r, perm, batch_size, mu, params, m, v, alphas, config):
         Adam step sizes for this epoch's steps (:func:`adam_step_sizes`).
     config : SGDConfig
         Reads ``optimizer``, ``learning_rate``, ``beta_1``, ``beta_2``,
-        ``epsilon``, ``reg`` and ``biases`` (whether ``bu`` and ``bi`` are trained).
+        ``epsilon``, ``reg``, ``biases`` (whether ``bu`` and ``bi`` are trained)
+        and ``non_negative`` (project ``W`` and ``H`` after every step).
 
     Returns
     -------
@@ -105,6 +125,9 @@ def epoch_numpy(u, i, r, perm, batch_size, mu, params, m, v, alphas, config):
         touched = [np.unique(ub), np.unique(ib)] * 2
         for q in range(n_trained):
             _apply(config, params[q], grads[q], m[q], v[q], alphas[b], touched[q])
+        if config.non_negative:
+            project_rows(W)
+            project_rows(H)
     return total
 
 

@@ -10,8 +10,7 @@ from npmf import MatrixFactorization
 from npmf.core.encoding import Codes
 from npmf.data import make_ratings
 from npmf.sgd import _block_kernels as _parallel
-from npmf.sgd import _kernels as model
-from npmf.sgd import blocks
+from npmf.sgd import blocks, catchup
 from npmf.sgd.config import SGDConfig
 from npmf.sgd.optimizers import adam_step_sizes
 
@@ -214,7 +213,7 @@ def test_model_uses_blocks_from_the_threshold(monkeypatch):
 
 def test_dense_adam_warns_and_points_to_lazy_adam(monkeypatch):
     df = make_ratings(50, 40, 600, random_state=0)
-    monkeypatch.setattr(model, "DENSE_ADAM_WARN_UPDATES", 1000)
+    monkeypatch.setattr(catchup, "DENSE_ADAM_WARN_UPDATES", 1000)
     with pytest.warns(UserWarning, match="optimizer='lazy_adam'"):  # betas that rule out the closed-form catch-up
         MatrixFactorization(epochs=1, beta_1=0.9999, random_state=0).fit(df.user_id, df.item_id, df.rating)
     import warnings
