@@ -2,11 +2,14 @@ r"""Top-n items for many users at once: the n best :math:`o_u + b_i + w_u \cdot 
 
 The users come in blocks and the items in tiles (:data:`BLOCK_VALUES`,
 :data:`ITEM_TILE`). Each block-by-tile of dot products is one BLAS matrix
-product (:func:`numpy.matmul`, in the factors' dtype, float32 too, on all of
-BLAS's threads); the kernel then adds the offsets and offers each item to
-its user's heap of the ``n`` best so far, parallel over the users of the
-block. The heaps carry over from tile to tile; a user's seen items (sorted,
-see :func:`seen_csr`) are walked once, tile by tile. A user's row offset
+product (:func:`numpy.matmul`, in the factors' dtype, float32 too) into a
+buffer small enough to stay in cache; the kernel then adds the offsets and
+offers each item to its user's heap of the ``n`` best so far. The heaps
+carry over from tile to tile; a user's seen items (sorted, see
+:func:`seen_csr`) are walked once, tile by tile. Blocks run in parallel in
+Python threads, as many as Numba's thread count (the product and the kernel
+release the GIL), with OpenBLAS held to one thread meanwhile.
+A user's row offset
 :math:`o_u` is :math:`\mu + b_u` for a known user and the training mean for
 an unknown one (whose factor row is zero), as
 :meth:`npmf.FactorModel.predict` scores them.
@@ -18,17 +21,23 @@ tests hold them equal.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
 __all__ = ["seen_csr", "top_n", "top_n_numpy", "top_n_numba"]
 
-# The scores of a block of users against a tile of items come from one matrix product. A block
-# holds at most BLOCK_VALUES scores (64 MB in float64); items are taken ITEM_TILE at a time, so
-# that a block spans many users: a product of many rows runs near BLAS's peak, one of a few
-# rows over all 59k items of ML-25M does not (it is bound by writing its output).
-BLOCK_VALUES = 1 << 23
-ITEM_TILE = 4096
+# A block of users against a tile of items is one matrix product into a buffer of at most
+# BLOCK_VALUES scores (2 MB in float64: it stays in the core's cache while the kernel reads it).
+# Blocks are spread over Numba's thread count in Python threads, each product on one BLAS thread:
+# at k=32 a product is bound by writing its output, and OpenBLAS's own threads on such skinny
+# products ran 3-30x slower than one thread per block here (benchmarks/results/recommend/).
+BLOCK_VALUES = 1 << 18
+ITEM_TILE = 2048
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -102,11 +111,11 @@ def _scan(row, j0, offset, bi, allowed, indices, p, end, hs, hj, size):
     return size, p
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _select_tile(dots, j0, offsets, bi, allowed, users, indptr, indices, ptr, hs, hj, sizes):
     """Offer items ``j0 .. j0 + T - 1`` (scores ``offsets[b] + bi[j] + dots[b, j - j0]``) to each row's heap.
 
-    Rows in parallel. A user's seen items are ``indices[indptr[u]:indptr[u + 1]]``,
+    Serial: the blocks run in parallel, one per thread. A user's seen items are ``indices[indptr[u]:indptr[u + 1]]``,
     sorted; ``ptr[b]`` is how far row ``b`` has walked them (tiles come in item
     order), so a tile marks only its own in a mask of its width. Only the heaps
     (``hs``, ``hj``, ``sizes``) and ``ptr`` are written. Each row's heap is
@@ -114,7 +123,7 @@ def _select_tile(dots, j0, offsets, bi, allowed, users, indptr, indices, ptr, hs
     """
     B = dots.shape[0]
     n = hs.shape[1]
-    for b in numba.prange(B):
+    for b in range(B):
         u = users[b]
         end = indptr[u + 1] if u >= 0 and u + 1 < indptr.shape[0] else 0
         local_s = np.empty(n, np.float64)
@@ -126,10 +135,10 @@ def _select_tile(dots, j0, offsets, bi, allowed, users, indptr, indices, ptr, hs
         hj[b] = local_j
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _finish(hs, hj, sizes, out_items, out_scores):
     """Empty each row's heap into its output row, best first (worst popped first, filled from the back)."""
-    for b in numba.prange(hs.shape[0]):
+    for b in range(hs.shape[0]):
         size = sizes[b]
         row_s = hs[b]
         row_j = hj[b]
@@ -140,6 +149,50 @@ def _finish(hs, hj, sizes, out_items, out_scores):
             row_s[0] = row_s[size]
             row_j[0] = row_j[size]
             _sift_down(row_s, row_j, size, 0)
+
+
+_BLAS = {"lock": threading.Lock(), "users": 0, "saved": None, "lib": False}
+
+
+def _openblas():
+    """numpy's OpenBLAS thread-count functions (get, set) through ctypes, or None where they cannot be found."""
+    if _BLAS["lib"] is False:
+        _BLAS["lib"] = None
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                for get, put in (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+                                 ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+                                 ("openblas_get_num_threads", "openblas_set_num_threads")):  # fmt: skip
+                    if hasattr(lib, get) and hasattr(lib, put):
+                        _BLAS["lib"] = (getattr(lib, get), getattr(lib, put))
+                        return _BLAS["lib"]
+        except OSError:  # no /proc (not Linux), or a library that will not load: leave BLAS as it is
+            pass
+    return _BLAS["lib"]
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """OpenBLAS on one thread while any top_n runs (the blocks are the parallelism); restored after the last."""
+    lib = _openblas()
+    if lib is None:
+        yield
+        return
+    with _BLAS["lock"]:
+        if _BLAS["users"] == 0:
+            _BLAS["saved"] = lib[0]()
+            lib[1](1)
+        _BLAS["users"] += 1
+    try:
+        yield
+    finally:
+        with _BLAS["lock"]:
+            _BLAS["users"] -= 1
+            if _BLAS["users"] == 0:
+                lib[1](_BLAS["saved"])
 
 
 class _Selection:
@@ -201,11 +254,12 @@ def top_n_numpy(dots, offsets, bi, allowed, users, indptr, indices, n):
 
 def seen_csr(seen_users, seen_items, n_users):
     """The training pairs as CSR: user ``u`` rated ``indices[indptr[u]:indptr[u + 1]]``, sorted by item code."""
-    seen_users = np.asarray(seen_users, np.int64)
-    order = np.lexsort((seen_items, seen_users))
+    seen_users, seen_items = np.asarray(seen_users, np.int64), np.asarray(seen_items, np.int64)
+    width = int(seen_items.max()) + 1 if len(seen_items) else 1
+    order = np.argsort(seen_users * width + seen_items)  # by user, then item: one integer sort
     indptr = np.zeros(n_users + 1, np.int64)
     np.cumsum(np.bincount(seen_users, minlength=n_users), out=indptr[1:])
-    return indptr, np.ascontiguousarray(np.asarray(seen_items)[order], dtype=np.int64)
+    return indptr, np.ascontiguousarray(seen_items[order])
 
 
 def top_n(W, H, offsets, bi, users, allowed, csr, n, use_numba=True):
@@ -247,18 +301,36 @@ def top_n(W, H, offsets, bi, users, allowed, csr, n, use_numba=True):
     items = np.empty((B, n), np.int64)
     scores = np.empty((B, n))
     counts = np.empty(B, np.int64)
-    tile = N if not use_numba else max(1, min(N, ITEM_TILE))
-    step = max(1, BLOCK_VALUES // max(tile, 1))
-    for start in range(0, B, step):
-        rows = slice(start, start + step)
-        if not use_numba:
+    if not use_numba:
+        step = max(1, BLOCK_VALUES // max(N, 1))
+        for start in range(0, B, step):
+            rows = slice(start, start + step)
             dots = np.asarray(W[rows] @ H.T, dtype=np.float64)
             items[rows], scores[rows], counts[rows] = top_n_numpy(
                 dots, offsets[rows], bi, allowed, users[rows], indptr, indices, n
             )
-            continue
+        return items, scores, counts
+    tile = max(1, min(N, ITEM_TILE))
+    step = max(1, BLOCK_VALUES // tile)
+    HT = np.ascontiguousarray(H.T)
+
+    def block(start):
+        rows = slice(start, start + step)
         selection = _Selection(users[rows], indptr, n)
+        Wb, buffer = W[rows], np.empty((len(selection.users), tile), H.dtype)
         for j0 in range(0, N, tile):
-            selection.offer(W[rows] @ H[j0 : j0 + tile].T, j0, offsets[rows], bi, allowed, indices)
+            dots = buffer if j0 + tile <= N else np.empty((len(Wb), N - j0), H.dtype)
+            np.matmul(Wb, HT[:, j0 : j0 + tile], out=dots)
+            selection.offer(dots, j0, offsets[rows], bi, allowed, indices)
         items[rows], scores[rows], counts[rows] = selection.result()
+
+    starts = range(0, B, step)
+    workers = min(numba.get_num_threads(), len(starts))
+    with _one_blas_thread():
+        if workers <= 1:
+            for start in starts:
+                block(start)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(block, starts))  # list: re-raises a block's exception here
     return items, scores, counts
