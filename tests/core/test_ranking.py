@@ -220,3 +220,18 @@ def test_seen_cache_follows_partial_fit():
     model.partial_fit([user], [new_item], [4.0], epochs=1)
     after = model.recommend(user, n=30, min_item_ratings=0)
     assert new_item not in set(after.item_id)
+
+
+def test_top_n_puts_openblas_threads_back_as_they_were():
+    blas = _topk._openblas()
+    if blas is None:
+        pytest.skip("numpy's OpenBLAS thread functions were not found")
+    get, put = blas
+    before = get()
+    try:
+        put(2)
+        model, _ = random_model()
+        model.recommend(model.user_ids_, n=3)
+        assert get() == 2
+    finally:
+        put(before)
