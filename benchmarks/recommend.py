@@ -19,14 +19,19 @@ for ``min_item_ratings`` in 0, 5, 10, 20, 50. Relevant: test ratings >= 4
 training-rating count of the recommended items and the share of raw scores
 above the top of the scale.
 
+Speed also times the same users with float32 factors (the products then run
+in float32), interleaved with float64.
+
 Run::
 
     NPMF_DATA_DIR=/path/to/data python benchmarks/recommend.py [--part speed|ranking|both]
+    python benchmarks/recommend.py --short   # speed on 20,000 users, 1 run: recommend-short.*
 
 writes ``benchmarks/results/recommend/recommend.json`` and ``recommend.md``.
 """
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -84,7 +89,8 @@ def per_user_path(model, users, n=10):
     return out
 
 
-def speed():
+def speed(runs=3, n_users=None):
+    """Top-10 for every user (or the first ``n_users``) of the ML-25M shape, float64 and float32 interleaved."""
     M, N, n = SHAPE
     start = time.perf_counter()
     df = npmf.make_ratings(M, N, n, random_state=0)
@@ -97,15 +103,23 @@ def speed():
     model._seen_cache = None
     model._seen_csr()
     csr_seconds = time.perf_counter() - start
-    full = []
-    for _ in range(3):
-        start = time.perf_counter()
-        top = model.recommend(model.user_ids_, n=10)
-        full.append(time.perf_counter() - start)
-        del top
+    single = copy.copy(model)  # the same ids and pairs, float32 factors: the products run in float32
+    single.set_params(dtype="float32")
+    single.user_factors_, single.item_factors_ = (
+        a.astype(np.float32) for a in (model.user_factors_, model.item_factors_)
+    )
+    single.recommend(single.user_ids_[:10])
+    users = model.user_ids_ if n_users is None else model.user_ids_[:n_users]
+    full = {"float64": [], "float32": []}
+    for _ in range(runs):  # interleaved
+        for dtype, m in (("float64", model), ("float32", single)):
+            start = time.perf_counter()
+            top = m.recommend(users, n=10)
+            full[dtype].append(time.perf_counter() - start)
+            del top
     sample = model.user_ids_[np.random.default_rng(1).choice(M, 1000, replace=False)]
     sides = {"batch (Numba)": [], "batch (NumPy twin)": [], "per-user (before)": []}
-    for _ in range(5):  # interleaved
+    for _ in range(5 if n_users is None else 2):  # interleaved
         for side in sides:
             start = time.perf_counter()
             if side == "per-user (before)":
@@ -116,16 +130,20 @@ def speed():
     med = {side: float(np.median(t)) for side, t in sides.items()}
     return {
         "shape": {"users": M, "items": N, "ratings": n, "k": 32},
+        "ranked_users": len(users),
         "generate_seconds": generate,
         "seen_csr_seconds": csr_seconds,
-        "all_users_top10_seconds": full,
-        "all_users_top10_median": float(np.median(full)),
+        "all_users_top10_seconds": full["float64"],
+        "all_users_top10_median": float(np.median(full["float64"])),
+        "all_users_top10_float32_seconds": full["float32"],
+        "all_users_top10_float32_median": float(np.median(full["float32"])),
         "sample_users": len(sample),
         "sample_seconds": sides,
         "sample_median": med,
         "ratio_per_user_over_batch": med["per-user (before)"] / med["batch (Numba)"],
         "ratio_numpy_over_numba": med["batch (NumPy twin)"] / med["batch (Numba)"],
         "threads": 2,
+        "load_average_end": list(os.getloadavg()),
     }
 
 
@@ -182,9 +200,13 @@ def markdown(info, result):
             f"## Speed: top-10 for every user, {sh['users']:,} users x {sh['items']:,} items, k={sh['k']}, "
             f"{sh['ratings']:,} training pairs left out, {s['threads']} threads",
             "",
-            f"- all users: median **{s['all_users_top10_median']:.1f} s** of 3 runs "
-            f"({', '.join(f'{t:.1f}' for t in s['all_users_top10_seconds'])}); the seen-pairs index is built once "
-            f"per model in {s['seen_csr_seconds']:.1f} s and cached",
+            f"- {'all' if s.get('ranked_users', sh['users']) == sh['users'] else s['ranked_users']} users: "
+            f"median **{s['all_users_top10_median']:.1f} s** in float64 "
+            f"({', '.join(f'{t:.1f}' for t in s['all_users_top10_seconds'])}), "
+            f"**{s.get('all_users_top10_float32_median', float('nan')):.1f} s** in float32 "
+            f"({', '.join(f'{t:.1f}' for t in s.get('all_users_top10_float32_seconds', []))}), interleaved; "
+            f"the seen-pairs index is built once per model in {s['seen_csr_seconds']:.1f} s and cached; "
+            f"load average at the end {s.get('load_average_end', '?')}",
             f"- on the same {s['sample_users']} users, interleaved, median of 5: "
             + ", ".join(f"{k} {v:.3f} s" for k, v in s["sample_median"].items()),
             f"- per-user path / batch: **{s['ratio_per_user_over_batch']:.0f}x**; "
@@ -211,19 +233,23 @@ def markdown(info, result):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("speed", "ranking", "both"), default="both")
+    parser.add_argument("--short", action="store_true", help="speed only: 20,000 users, 1 run; recommend-short.*")
     args = parser.parse_args()
     info = machine.describe()
     result = {"machine": info}
+    name = "recommend"
+    if args.short:
+        args.part, name = "speed", "recommend-short"
     if args.part in ("speed", "both"):
-        result["speed"] = speed()
+        result["speed"] = speed(runs=1, n_users=20_000) if args.short else speed()
         print(json.dumps(result["speed"]["sample_median"]), result["speed"]["all_users_top10_median"], flush=True)
     if args.part in ("ranking", "both"):
         result["ranking"] = ranking()
     OUT.mkdir(parents=True, exist_ok=True)
-    old = json.loads((OUT / "recommend.json").read_text()) if (OUT / "recommend.json").exists() else {}
+    old = json.loads((OUT / f"{name}.json").read_text()) if (OUT / f"{name}.json").exists() else {}
     result = {**old, **result}
-    (OUT / "recommend.json").write_text(json.dumps(result, indent=1, default=str))
-    (OUT / "recommend.md").write_text(markdown(info, result))
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    (OUT / f"{name}.md").write_text(markdown(info, result))
     print(markdown(info, result))
 
 

@@ -236,27 +236,45 @@ def sample_normal_wishart(X, beta0, W0_inv, nu0, rng):
         (W^*)^{-1} = W_0^{-1} + nS + \frac{\beta_0 n}{\beta_0 + n}\bar x \bar x^\top
 
     :math:`\Lambda \sim \mathcal W(W^*, \nu^*)` by Bartlett's construction
-    (:math:`\Lambda = (LA)(LA)^\top`, :math:`W^* = LL^\top`, :math:`A` lower
+    (:math:`\Lambda = (LA)(LA)^\top` with :math:`LL^\top = W^*`, :math:`A` lower
     triangular with :math:`A_{jj}^2 \sim \chi^2_{\nu^* - j}` and standard
     normals below the diagonal), then :math:`\mu \sim \mathcal N(\mu^*, (\beta^*\Lambda)^{-1})`.
 
+    Numerics: :math:`W^*` itself is never formed. :math:`(W^*)^{-1}` is
+    symmetric positive definite by construction (:math:`W_0^{-1}` plus
+    scatter), its eigenvalues at least :math:`W_0^{-1}`'s smallest, so its
+    Cholesky factor :math:`(W^*)^{-1} = RR^\top` exists; it is computed
+    stably for any condition number below about :math:`10^{15}`. Inverting
+    :math:`(W^*)^{-1}` first, as this function once did, fails far earlier:
+    the factors of 100 one-rating users once reached :math:`10^6`, with
+    :math:`(W^*)^{-1}` conditioned at :math:`10^{13}`, and its computed
+    inverse was not positive definite (LinAlgError in scikit-learn's
+    checks). With :math:`L = R^{-\top}` (:math:`LL^\top = W^*`) and
+    :math:`\mu = \mu^* + R A^{-\top} z / \sqrt{\beta^*}`, whose covariance is
+    :math:`R (AA^\top)^{-1} R^\top / \beta^* = (\beta^*\Lambda)^{-1}`, only
+    triangular solves follow: no inverse, no Cholesky of :math:`\Lambda`.
+    Needs :math:`\nu_0 > d - 1`, so that every :math:`\chi^2` has positive
+    degrees of freedom.
+
     Returns
     -------
-    Lam : ndarray (d, d)
+    Lam : ndarray (d, d), symmetric
     Lam_mu : ndarray (d,), :math:`\Lambda\mu`, which is what the row conditionals use.
     """
     n, d = X.shape
+    if not nu0 > d - 1:
+        raise ValueError(f"nu0={nu0} must exceed d - 1 = {d - 1} for a proper Wishart")
     xbar = X.mean(axis=0)
     centred = X - xbar
     W_inv = W0_inv + np.einsum("na,nb->ab", centred, centred) + (beta0 * n / (beta0 + n)) * np.outer(xbar, xbar)
-    L = np.linalg.cholesky(np.linalg.inv(W_inv))
+    R = np.linalg.cholesky(0.5 * (W_inv + W_inv.T))  # (W*)^{-1} = R R^T
     A = np.zeros((d, d))
     for j in range(d):
         A[j, j] = np.sqrt(rng.chisquare(nu0 + n - j))
         A[j, :j] = rng.standard_normal(j)
-    LA = L @ A
+    LA = np.linalg.solve(R.T, A)  # L = R^{-T}: L L^T = (R R^T)^{-1} = W*
     Lam = LA @ LA.T
+    Lam = 0.5 * (Lam + Lam.T)
     mu_star = n * xbar / (beta0 + n)
-    C = np.linalg.cholesky((beta0 + n) * Lam)  # mu = mu* + C^{-T} z has covariance ((beta0 + n) Lam)^{-1}
-    mu = mu_star + np.linalg.solve(C.T, rng.standard_normal(d))
+    mu = mu_star + R @ np.linalg.solve(A.T, rng.standard_normal(d)) / np.sqrt(beta0 + n)
     return Lam, Lam @ mu

@@ -179,14 +179,14 @@ class BayesianMatrixFactorization(BayesFoldIn, FactorModel):
         if val is not None:
             val = (self._codes(user_ids, val[0]), self._codes(item_ids, val[1]), val[2])
 
-        with numba_threads(config.n_threads):
-            fitted = self._sample(u, i, r, (len(user_ids), len(item_ids)), config, val, callback)
-        # Only a finished chain replaces the model: an interrupted fit leaves the previous one whole.
-        for name, value in fitted.items():
-            setattr(self, name, value)
-        self.user_ids_, self.item_ids_ = user_ids, item_ids
-        self.rating_range_ = (float(r.min()), float(r.max()))
-        self._seen = (u, i)
+        # Only a finished chain replaces the model, published whole: an interrupted fit leaves the
+        # previous one, and a predict in another thread sees the old model or the new one.
+        with self._writing() as new, numba_threads(config.n_threads):
+            fitted = new._sample(u, i, r, (len(user_ids), len(item_ids)), config, val, callback)
+            new.__dict__.update(fitted)
+            new.user_ids_, new.item_ids_ = user_ids, item_ids
+            new.rating_range_ = (float(r.min()), float(r.max()))
+            new._seen = (u, i)
         return self
 
     def _sample(self, u, i, r, shape, config, val, callback):
@@ -247,12 +247,14 @@ class BayesianMatrixFactorization(BayesFoldIn, FactorModel):
     def user_embeddings(self) -> pd.DataFrame:
         """Posterior-mean user factors (k columns) as a DataFrame indexed by raw user id."""
         self._check_fitted()
-        return pd.DataFrame(self.user_factor_means_, index=pd.Index(self.user_ids_, name="user_id"))
+        view = self._snapshot()
+        return pd.DataFrame(view.user_factor_means_, index=pd.Index(view.user_ids_, name="user_id"))
 
     def item_embeddings(self) -> pd.DataFrame:
         """Posterior-mean item factors (k columns) as a DataFrame indexed by raw item id."""
         self._check_fitted()
-        return pd.DataFrame(self.item_factor_means_, index=pd.Index(self.item_ids_, name="item_id"))
+        view = self._snapshot()
+        return pd.DataFrame(view.item_factor_means_, index=pd.Index(view.item_ids_, name="item_id"))
 
     def _state_arrays(self):
         prior = dict(zip(_PRIOR, self._fold_in_prior)) if getattr(self, "_fold_in_prior", None) else {}

@@ -9,7 +9,10 @@ persistence are written once, here.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -19,10 +22,15 @@ from .base import BaseEstimator
 from .fold_in import FoldInMixin
 from .persistence import load_estimator, save_estimator
 from .ranking import RankingMixin
-from .typing import Ids, PathType
+from .typing import ArrayLike, Ids, PathType
 from .validation import check_triples, id_kind
 
 __all__ = ["FactorModel"]
+
+# Held for the few dictionary operations of a publish or a snapshot, never while computing.
+_PUBLISH = threading.Lock()
+# One reentrant lock per model that serialises its writers (fit, partial_fit, fold_in).
+_WRITERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
@@ -41,13 +49,17 @@ class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
     KeyboardInterrupt). ``load`` checks every array of a file against the
     others before use.
 
-    Threads: ``predict``, ``recommend`` and ``save`` may run in many threads
-    at once. ``fit`` and ``partial_fit`` must not run concurrently with each
-    other on one model (guard them with a lock). A ``predict`` while another
-    thread runs ``partial_fit`` never reads out of bounds: new ids are
-    published only after their rows exist, and a prediction that finds the
-    arrays replaced under it raises RuntimeError; its numbers may mix the
-    weights before and during the call.
+    Threads: any number of readers (``predict``, ``recommend``,
+    ``similar_items``, the embeddings, ``save``) may run at once, also while
+    one writer (``fit``, ``partial_fit``, ``fold_in``) runs in another
+    thread. A writer trains a shadow of the model and publishes it whole at
+    the end, in one step under a lock; a reader takes a snapshot of the
+    model in one step under that lock and computes on it. So a read sees the
+    model before the write or after it, never a mix, and never reads out of
+    bounds. Writers of one model are serialised: a second ``partial_fit``
+    waits for the first and continues from its result. Reading or assigning
+    the fitted attributes yourself (``model.user_factors_``) takes no
+    snapshot: during a write it may see either state.
     """
 
     @classmethod
@@ -60,6 +72,56 @@ class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
         from ..presets import from_preset  # presets name the estimators, which stand on this class
 
         return from_preset(name, estimator=cls, **overrides)
+
+    # ------------------------------------------------------------ threads
+    def _snapshot(self):
+        """A shallow copy of the model, taken in one step under the publish lock: what a reader computes on.
+
+        Caches a reader builds on it (the seen-pairs index) go to ``_origin``, the model itself.
+        """
+        view = object.__new__(type(self))
+        with _PUBLISH:
+            view.__dict__.update(self.__dict__)
+        view.__dict__["_origin"] = self.__dict__.get("_origin", self)
+        return view
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Serialise this model's writers; yield a shadow to build the new state in; publish it if the body returns.
+
+        The shadow shares the model's arrays, so the body must replace, never
+        write into, an array it found (training writes only into copies, see
+        :func:`npmf.sgd.state.own_copies`). Lists and dicts of lists (Adam's
+        moments, the history) are copied one level, so appending or
+        replacing an element changes only the shadow. If the body raises
+        (KeyboardInterrupt too), nothing is published: the model is as it was.
+        """
+        with _PUBLISH:
+            lock = _WRITERS.setdefault(self, threading.RLock())
+        with lock:
+            shadow = object.__new__(type(self))
+            with _PUBLISH:
+                state = dict(self.__dict__)
+            for name, value in state.items():
+                if isinstance(value, list):
+                    state[name] = list(value)
+                elif isinstance(value, dict):
+                    state[name] = {key: list(v) if isinstance(v, list) else v for key, v in value.items()}
+            shadow.__dict__.update(state)
+            yield shadow
+            params = set(self._param_names())  # set_params in another thread meanwhile is kept
+            fitted = {name: value for name, value in shadow.__dict__.items() if name not in params}
+            with _PUBLISH:
+                for name in [name for name in self.__dict__ if name not in params and name not in fitted]:
+                    del self.__dict__[name]
+                self.__dict__.update(fitted)
+
+    def fold_in(self, users: Ids, items: Ids, ratings: ArrayLike):
+        with self._writing() as new:
+            FoldInMixin.fold_in(new, users, items, ratings)
+        return self
+
+    fold_in.__doc__ = FoldInMixin.fold_in.__doc__
 
     def _config(self):
         """The estimator's checked parameters as its family's frozen config; raises for a bad one."""
@@ -83,6 +145,10 @@ class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
         -------
         ndarray of shape (n,), float64
         """
+        return self._snapshot()._predict(users, items, clip)
+
+    def _predict(self, users, items, clip):
+        """:meth:`predict` on a snapshot."""
         self._check_fitted()
         users, items, _ = check_triples(users, items)
         u, i = self._codes(self.user_ids_, users), self._codes(self.item_ids_, items)
@@ -92,20 +158,20 @@ class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
                     f"none of the {name} is known: they are {id_kind(values)} but the model's ids are "
                     f"{id_kind(ids)} (1 and '1' are different ids); every prediction is a fallback",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=4,
                 )
         pred = self._predict_codes(u, i)
         return np.clip(pred, *self.rating_range_) if clip else pred
 
     def _predict_codes(self, u, i):
-        # Thread safety: the ids were read before the arrays, and partial_fit publishes grown
-        # arrays before the ids, so codes are in bounds unless another thread replaced the
-        # model meanwhile in some other way; then this raises instead of reading out of bounds.
+        # On a snapshot the codes are in bounds by construction; this cheap check keeps the kernel
+        # from reading out of bounds when the attributes were assigned by hand inconsistently.
         W, H, bu, bi = self.user_factors_, self.item_factors_, self.user_bias_, self.item_bias_
         if (len(u) and u.max() >= min(len(W), len(bu))) or (len(i) and i.max() >= min(len(H), len(bi))):
             raise RuntimeError(
-                f"this {type(self).__name__} changed while predicting (fit in another thread?); "
-                "guard fit and predict of one model with a lock"
+                f"this {type(self).__name__}'s ids and arrays disagree (assigned by hand?): "
+                f"codes reach {max(u.max(initial=-1), i.max(initial=-1))} but the arrays have "
+                f"{min(len(W), len(bu))} user and {min(len(H), len(bi))} item rows"
             )
         known = (u >= 0) & (i >= 0)
         out = np.empty(len(u))
@@ -151,7 +217,7 @@ class FactorModel(FoldInMixin, RankingMixin, BaseEstimator):
         whatever state the estimator needs to continue training.
         """
         self._check_fitted()
-        save_estimator(self, path)
+        save_estimator(self._snapshot(), path)
 
     @classmethod
     def load(cls, path: PathType) -> FactorModel:

@@ -74,8 +74,9 @@ class RankingMixin:
         """
         self._check_fitted()
         check_choice("exclude_seen", exclude_seen, (True, False))
-        csr = self._seen_csr() if exclude_seen else None
-        return self._rank(users, n, csr, items, min_item_ratings, clip, use_numba)
+        view = self._snapshot()  # one consistent model, also while partial_fit runs in another thread
+        csr = view._seen_csr() if exclude_seen else None
+        return view._rank(users, n, csr, items, min_item_ratings, clip, use_numba)
 
     def _rank(self, users, n, csr, items, min_item_ratings, clip, use_numba):
         """:meth:`recommend` with the items to leave out given as CSR by user code (or None)."""
@@ -126,14 +127,15 @@ class RankingMixin:
             most similar first, queries in the order given.
         """
         self._check_fitted()
+        view = self._snapshot()  # one consistent model while a writer may publish
         n = check_int("n", n)
         queries = _as_ids("items", items)
-        codes = self._codes(self.item_ids_, queries).astype(np.int64)
+        codes = view._codes(view.item_ids_, queries).astype(np.int64)
         if (codes < 0).any():
             item = queries[codes < 0][0]
             item = item.item() if isinstance(item, np.generic) else item
             raise ValueError(f"item {item!r} was not in the training data, so it has no factors to compare")
-        H = self._ranking_factors()[1].astype(np.float64)
+        H = view._ranking_factors()[1].astype(np.float64)
         unit = H / np.maximum(np.linalg.norm(H, axis=1), np.finfo(float).tiny)[:, None]
         B, N = len(codes), len(H)
         # each query "has seen" only itself, so the selection leaves it out
@@ -141,17 +143,19 @@ class RankingMixin:
         top, sims, counts = _topk.top_n(
             unit[codes], unit, np.zeros(B), np.zeros(N), np.arange(B), np.ones(N, np.bool_), csr, n, use_numba
         )
-        return _long(queries, "query_item_id", top, sims, counts, self.item_ids_, "similarity")
+        return _long(queries, "query_item_id", top, sims, counts, view.item_ids_, "similarity")
 
     def user_embeddings(self) -> pd.DataFrame:
         """User factors as a DataFrame indexed by raw user id (columns 0..k-1)."""
         self._check_fitted()
-        return pd.DataFrame(self.user_factors_, index=pd.Index(self.user_ids_, name="user_id"))
+        view = self._snapshot()
+        return pd.DataFrame(view.user_factors_, index=pd.Index(view.user_ids_, name="user_id"))
 
     def item_embeddings(self) -> pd.DataFrame:
         """Item factors as a DataFrame indexed by raw item id, as the recipe shows them."""
         self._check_fitted()
-        return pd.DataFrame(self.item_factors_, index=pd.Index(self.item_ids_, name="item_id"))
+        view = self._snapshot()
+        return pd.DataFrame(view.item_factors_, index=pd.Index(view.item_ids_, name="item_id"))
 
     # ------------------------------------------------------------- helpers
     def _ranking_factors(self):
@@ -161,13 +165,21 @@ class RankingMixin:
         return self.user_factors_, self.item_factors_, bu, np.asarray(self.item_bias_, np.float64), mu
 
     def _seen_csr(self):
-        """The training pairs as CSR by user, cached until ``_seen`` is replaced."""
-        cache = getattr(self, "_seen_cache", None)
-        if cache is None or cache[0] is not self._seen:
+        """The training pairs as CSR by user, cached on the model until ``_seen`` or the ids are replaced.
+
+        Called on a snapshot (:meth:`_snapshot`): the cache is kept on the
+        model itself, keyed by the snapshot's pairs and id counts, so it
+        always fits the snapshot that uses it.
+        """
+        owner = getattr(self, "_origin", self)
+        key = (self._seen, len(self.user_ids_), len(self.item_ids_))
+        cache = getattr(owner, "_seen_cache", None)
+        if cache is None or cache[0][0] is not key[0] or cache[0][1:] != key[1:]:
             seen_u, seen_i = self._seen
-            csr = _topk.seen_csr(seen_u, seen_i, len(self.user_ids_))
-            counts = np.bincount(seen_i, minlength=len(self.item_ids_))
-            self._seen_cache = cache = (self._seen, csr, counts)
+            csr = _topk.seen_csr(seen_u, seen_i, key[1])
+            counts = np.bincount(seen_i, minlength=key[2])
+            owner._seen_cache = cache = (key, csr, counts)
+        self._seen_cache = cache
         return cache[1]
 
     def _item_counts(self):

@@ -185,22 +185,23 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         check_callback(callback)
         rng = check_random_state(self.random_state)
         k, dtype = config.n_factors, config.dtype
-        # A failed or interrupted fit puts the previous model back (its arrays are kept until the end).
-        with transaction(self):
-            self._rng = rng
-            self.user_ids_, self.item_ids_ = np.empty(0, users.dtype), np.empty(0, items.dtype)
-            self.user_factors_, self.item_factors_ = np.empty((0, k), dtype), np.empty((0, k), dtype)
-            self.user_bias_, self.item_bias_ = np.empty(0, dtype), np.empty(0, dtype)
-            self._m = [np.zeros_like(p) for p in self._params()]
-            self._v = [np.zeros_like(p) for p in self._params()]
-            self.global_mean_ = float(ratings.mean())
-            self.rating_range_ = (float(ratings.min()), float(ratings.max()))
-            self.n_steps_ = 0
-            self.history_ = {"loss": [], "seconds": []}
-            self._seen = None
-            self.__dict__.pop("best_epoch_", None)
-            u, i = encode_growing(self, users, items, config)
-            self._train(u, i, ratings, config, val, callback)
+        # Built in a shadow and published whole at the end: a failed or interrupted fit leaves the
+        # previous model, and a predict in another thread sees the old model or the new one.
+        with transaction(self) as new:
+            new._rng = rng
+            new.user_ids_, new.item_ids_ = np.empty(0, users.dtype), np.empty(0, items.dtype)
+            new.user_factors_, new.item_factors_ = np.empty((0, k), dtype), np.empty((0, k), dtype)
+            new.user_bias_, new.item_bias_ = np.empty(0, dtype), np.empty(0, dtype)
+            new._m = [np.zeros_like(p) for p in new._params()]
+            new._v = [np.zeros_like(p) for p in new._params()]
+            new.global_mean_ = float(ratings.mean())
+            new.rating_range_ = (float(ratings.min()), float(ratings.max()))
+            new.n_steps_ = 0
+            new.history_ = {"loss": [], "seconds": []}
+            new._seen = None
+            new.__dict__.pop("best_epoch_", None)
+            u, i = encode_growing(new, users, items, config)
+            new._train(u, i, ratings, config, val, callback)
         return self
 
     def partial_fit(
@@ -259,23 +260,22 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         # Without validation data partial_fit simply does not stop early.
         val = self._check_validation(validation_data, config) if validation_data is not None else None
         check_callback(callback)
-        rng = self._rng if hasattr(self, "_rng") else check_random_state(self.random_state)
-        # Build the new state aside: copies of whatever training writes into, so a failed or
-        # interrupted call can put the old arrays back. The block path trains copies of Adam's
-        # moments in its records, so it copies only the parameters; the serial path copies all.
-        with transaction(self):
-            self._rng = copy.deepcopy(rng)
-            self.history_ = {name: list(values) for name, values in self.history_.items()}
-            self._m, self._v = list(self._m), list(self._v)
-            before = {id(a) for a in self._params() + self._m + self._v}
-            lo, hi = self.rating_range_
-            self.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
-            u, i = encode_growing(self, users, items, config)
+        rng = None if hasattr(self, "_rng") else check_random_state(self.random_state)
+        # Build the new state aside: copies of whatever training writes into, so a failed or interrupted call
+        # leaves the old arrays. The block path trains copies of the moments in its records: it copies the parameters.
+        with transaction(self) as new:
+            new._rng = copy.deepcopy(new._rng if rng is None else rng)  # the last writer's state
+            new.history_ = {name: list(values) for name, values in new.history_.items()}
+            new._m, new._v = list(new._m), list(new._v)
+            before = {id(a) for a in new._params() + new._m + new._v}
+            lo, hi = new.rating_range_
+            new.rating_range_ = (min(lo, float(ratings.min())), max(hi, float(ratings.max())))
+            u, i = encode_growing(new, users, items, config)
             serial = not _block_kernels.use_blocks(config, len(ratings))
-            own_copies(self, before, moments=serial and config.optimizer != "sgd")
-            for p in self._params()[:2] if config.non_negative else ():  # own copies: the old model is untouched
+            own_copies(new, before, moments=serial and config.optimizer != "sgd")
+            for p in new._params()[:2] if config.non_negative else ():  # own copies: the old model is untouched
                 np.maximum(p, 0, out=p)  # so a model trained without it holds, as the catch-up needs (derivation 9)
-            self._train(u, i, ratings, config, val, callback)
+            new._train(u, i, ratings, config, val, callback)
         return self
 
     def _config(self, **overrides) -> SGDConfig:

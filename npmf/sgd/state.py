@@ -1,7 +1,5 @@
 """Growing a model's trainable state for ids it has not seen, and undoing a call that failed."""
 
-import contextlib
-
 import numpy as np
 import pandas as pd
 
@@ -28,8 +26,9 @@ def encode_growing(model, users, items, config):
 
     New ids must be of the kind the model's are (integers, strings, ...):
     concatenating integers with strings would turn every old id into a
-    string. The ids are published last, after the arrays have grown, so a
-    ``predict`` in another thread never sees an id without its row.
+    string. ``model`` is the shadow of a :func:`transaction`: readers in other
+    threads see none of this until the whole call is published. The ids are
+    still set last, after the arrays have grown.
 
     One pass per column (``pd.factorize`` unless the ids are compact
     integers) and no per-rating array of codes: that is made only where it
@@ -86,24 +85,18 @@ def _joined_ids(name, known, new):
     return ids
 
 
-@contextlib.contextmanager
 def transaction(model):
-    """Put back every attribute of ``model`` as it was if the body raises (KeyboardInterrupt too).
+    """Context manager: a shadow of ``model`` to build the new state in, published whole if the body returns.
 
-    This keeps references, not copies: the body must replace, never write
-    into, the arrays it found (see :func:`own_copies`), so the old ones are
-    still intact to be put back, bit for bit. The price is memory: the old
+    See :meth:`npmf.FactorModel._writing`: writers of one model wait for
+    each other; readers in other threads see the old model until the
+    publish, then the new one. If the body raises (KeyboardInterrupt too)
+    nothing is published, so the model is as it was, bit for bit. The shadow
+    shares the model's arrays: the body must replace, never write into, the
+    arrays it found (see :func:`own_copies`). The price is memory: the old
     state stays alive until the call ends.
     """
-    saved = dict(model.__dict__)
-    try:
-        yield
-    except BaseException:
-        for name in [name for name in model.__dict__ if name not in saved]:
-            delattr(model, name)
-        for name, value in saved.items():
-            setattr(model, name, value)
-        raise
+    return model._writing()
 
 
 def own_copies(model, before, moments):

@@ -74,6 +74,44 @@ def test_top_n_blocks_match_one_block(monkeypatch):
     pd.testing.assert_frame_equal(model.recommend(model.user_ids_, n=5, clip=False), whole)
 
 
+@pytest.mark.parametrize("tile, users_per_block", [(1, 1), (7, 3), (29, 40), (30, 2), (31, 5), (10**6, 10**6)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_tiles_and_blocks_of_any_size_select_what_the_twin_selects(monkeypatch, tile, users_per_block, dtype):
+    # 30 items: tiles that split them unevenly, one item at a time, exactly, or all at once;
+    # seen items on both sides of every tile edge, duplicate seen pairs, unknown users.
+    rng = np.random.default_rng(tile)
+    B, N, k, n = 12, 30, 4, 6
+    W, H = rng.normal(size=(B, k)).astype(dtype), rng.normal(size=(N, k)).astype(dtype)
+    W[-2:] = 0
+    users = np.r_[np.arange(B - 2), -1, -1]
+    seen_u = np.r_[rng.integers(0, B - 2, 80), [0, 0, 1, 1, 1]]
+    seen_i = np.r_[rng.integers(0, N, 80), [6, 7, 28, 29, 29]]
+    csr = _topk.seen_csr(seen_u, seen_i, B - 2)
+    offsets, bi, allowed = rng.normal(size=B), np.round(rng.normal(size=N), 1), rng.random(N) < 0.9
+    want = _topk.top_n(W, H, offsets, bi, users, allowed, csr, n, use_numba=False)
+    monkeypatch.setattr(_topk, "ITEM_TILE", tile)
+    monkeypatch.setattr(_topk, "BLOCK_VALUES", users_per_block * min(tile, N))
+    got = _topk.top_n(W, H, offsets, bi, users, allowed, csr, n)
+    if dtype == "float64":
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    else:  # float32 products of another width round differently: near-ties may swap
+        np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got[2], want[2])
+    for b in range(B - 2):  # nothing seen is recommended
+        assert not set(got[0][b, : got[2][b]]) & set(seen_i[seen_u == b])
+
+
+def test_seen_csr_sorts_each_users_items_and_top_n_refuses_codes_it_does_not_cover():
+    indptr, indices = _topk.seen_csr(np.array([1, 0, 1, 1]), np.array([9, 4, 2, 5]), 3)
+    np.testing.assert_array_equal(indptr, [0, 1, 4, 4])
+    np.testing.assert_array_equal(indices, [4, 2, 5, 9])
+    H = np.ones((10, 2))
+    with pytest.raises(ValueError, match="seen pairs cover 3 users"):
+        _topk.top_n(np.ones((1, 2)), H, np.zeros(1), np.zeros(10), np.array([3]), np.ones(10, bool),
+                    (indptr, indices), 2)  # fmt: skip
+
+
 @pytest.mark.parametrize("biases", [False, True])
 @pytest.mark.parametrize("exclude_seen", [False, True])
 def test_recommend_equals_brute_force_over_predict(biases, exclude_seen):
@@ -182,3 +220,18 @@ def test_seen_cache_follows_partial_fit():
     model.partial_fit([user], [new_item], [4.0], epochs=1)
     after = model.recommend(user, n=30, min_item_ratings=0)
     assert new_item not in set(after.item_id)
+
+
+def test_top_n_puts_openblas_threads_back_as_they_were():
+    blas = _topk._openblas()
+    if blas is None:
+        pytest.skip("numpy's OpenBLAS thread functions were not found")
+    get, put = blas
+    before = get()
+    try:
+        put(2)
+        model, _ = random_model()
+        model.recommend(model.user_ids_, n=3)
+        assert get() == 2
+    finally:
+        put(before)
