@@ -242,35 +242,30 @@ print(f"lazy Adam takes {rows['lazy_adam']['s/epoch'] / rows['adam']['s/epoch']:
 # U(-0.05, 0.05), as Keras', and are clipped after the first step).
 
 # %%
-HAS_NON_NEGATIVE = "non_negative" in npmf.MatrixFactorization().get_params()
-if HAS_NON_NEGATIVE:
-    nmf = npmf.MatrixFactorization(n_factors=3, epochs=EPOCHS, non_negative=True, random_state=SEED)
-    nmf.fit(train.user_id, train.item_id, train.rating, callback=epoch_log(EPOCHS))
-    pred = nmf.predict(test.user_id, test.item_id)
-    print("rounded MAE:", round(npmf.metrics.rounded_mae(test.rating, pred), 4))
-    print("smallest factor:", min(nmf.user_factors_.min(), nmf.item_factors_.min()))
-else:
-    print("this npmf has no non_negative parameter yet (issue 14, part 1); the non-negative model is skipped")
+nmf = npmf.MatrixFactorization(n_factors=3, epochs=EPOCHS, non_negative=True, random_state=SEED)
+nmf.fit(train.user_id, train.item_id, train.rating, callback=epoch_log(EPOCHS))
+pred = nmf.predict(test.user_id, test.item_id)
+print("rounded MAE:", round(npmf.metrics.rounded_mae(test.rating, pred), 4))
+print("smallest factor:", min(nmf.user_factors_.min(), nmf.item_factors_.min()))
 
 # %% [markdown]
 # Its movie embeddings, indexed by title (from `u.item`); then, among the movies with at least 100 training ratings
 # (the others' factors rest on few ratings), those with the most and the least of each factor:
 
 # %%
-if HAS_NON_NEGATIVE:
-    items = pd.read_csv(
-        npmf.data.get_data_home() / "ml-100k" / "u.item", sep="|", encoding="latin-1", header=None, usecols=[0, 1]
-    )
-    titles = pd.Series(items[1].values, index=items[0].values)
-    nonneg_embeddings = nmf.item_embeddings()  # indexed by movie code
-    n_ratings = train.item_id.value_counts().reindex(nonneg_embeddings.index).values
-    nonneg_embeddings.index = pd.Index(titles[movie_ids[nonneg_embeddings.index]].values, name="title")
-    print(nonneg_embeddings.head(10).round(3))
-    print(f"exactly zero: {np.mean(nonneg_embeddings.values == 0):.1%} of the entries")
-    well_known = nonneg_embeddings[n_ratings >= 100]
-    for factor in well_known.columns:
-        print(f"\nfactor {factor}, most:  " + "; ".join(well_known[factor].nlargest(5).index))
-        print(f"factor {factor}, least: " + "; ".join(well_known[factor].nsmallest(5).index))
+items = pd.read_csv(
+    npmf.data.get_data_home() / "ml-100k" / "u.item", sep="|", encoding="latin-1", header=None, usecols=[0, 1]
+)
+titles = pd.Series(items[1].values, index=items[0].values)
+nonneg_embeddings = nmf.item_embeddings()  # indexed by movie code
+n_ratings = train.item_id.value_counts().reindex(nonneg_embeddings.index).values
+nonneg_embeddings.index = pd.Index(titles[movie_ids[nonneg_embeddings.index]].values, name="title")
+print(nonneg_embeddings.head(10).round(3))
+print(f"exactly zero: {np.mean(nonneg_embeddings.values == 0):.1%} of the entries")
+well_known = nonneg_embeddings[n_ratings >= 100]
+for factor in well_known.columns:
+    print(f"\nfactor {factor}, most:  " + "; ".join(well_known[factor].nlargest(5).index))
+    print(f"factor {factor}, least: " + "; ".join(well_known[factor].nsmallest(5).index))
 
 # %% [markdown]
 # **Reading them.** Each movie is now an additive mix of three traits, and its predicted rating by a user is the sum,

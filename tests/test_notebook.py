@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import npmf
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 try:
@@ -18,8 +16,6 @@ finally:
     sys.path.remove(str(EXAMPLES))
 
 NOTEBOOK = EXAMPLES / "walkthrough.ipynb"
-HAS_NON_NEGATIVE = "non_negative" in npmf.MatrixFactorization().get_params()
-NONNEG_SKIPPED = "the non-negative model is skipped"
 
 
 def _committed():
@@ -82,9 +78,7 @@ def test_committed_notebook_shows_the_full_run():
     pngs = [out for cell in code for out in cell["outputs"] if "image/png" in out.get("data", {})]
     assert len(pngs) == 2, "the loss curve and the optimizers' curves, as PNGs"
     assert NOTEBOOK.stat().st_size < 200_000
-    if HAS_NON_NEGATIVE:  # once npmf has non_negative=True, the committed notebook must show that model's run
-        assert NONNEG_SKIPPED not in printed, "regenerate: python examples/build_notebook.py"
-        assert re.search(r"^title\s*$", printed, re.M) and "factor 0, most:  " in printed
+    assert re.search(r"^title\s*$", printed, re.M) and "factor 0, most:  " in printed  # the non-negative model's run
 
 
 def _kernel_or_skip():
@@ -116,10 +110,6 @@ def test_notebook_executes_on_ml100k(ml100k_home):
         assert sum("image/png" in out.get("data", {}) for cell in code for out in cell["outputs"]) == 2
     else:
         assert printed.count("matplotlib is not installed") == 2
-    if HAS_NON_NEGATIVE:
-        assert NONNEG_SKIPPED not in printed
-        assert float(re.search(r"smallest factor: (\S+)", printed)[1]) >= 0
-        assert re.search(r"^title\s*$", printed, re.M)  # the embeddings are indexed by movie title
-        assert len(re.findall(r"^factor \d, (most|least): +\S", printed, re.M)) == 6
-    else:
-        assert NONNEG_SKIPPED in printed
+    assert float(re.search(r"smallest factor: (\S+)", printed)[1]) >= 0
+    assert re.search(r"^title\s*$", printed, re.M)  # the embeddings are indexed by movie title
+    assert len(re.findall(r"^factor \d, (most|least): +\S", printed, re.M)) == 6

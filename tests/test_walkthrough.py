@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import npmf
-
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPT = EXAMPLES / "walkthrough.py"
 
@@ -40,11 +38,8 @@ def test_walkthrough_prints_every_step(ml100k_home, tmp_path):
     assert re.search(r"reference gradients: max rel. error \S+, passed=True", out)  # a learner's own function
     assert re.search(r"\nadam +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+\nlazy_adam +[\d.]+", out)  # dense against lazy
     assert "lazy Adam takes" in out
-    if "non_negative" in npmf.MatrixFactorization().get_params():
-        assert float(re.search(r"smallest factor: (\S+)", out)[1]) >= 0
-        assert len(re.findall(r"^factor \d, (most|least): +\S", out, re.M)) == 6  # titles per trait
-    else:
-        assert "the non-negative model is skipped" in out
+    assert float(re.search(r"smallest factor: (\S+)", out)[1]) >= 0
+    assert len(re.findall(r"^factor \d, (most|least): +\S", out, re.M)) == 6  # titles per trait
     if importlib.util.find_spec("matplotlib") is not None:
         for path in (png, tmp_path / "loss_optimizers.png"):
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
