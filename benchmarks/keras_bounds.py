@@ -26,10 +26,14 @@ Parts (medians of ``--repeats`` epochs, same split and seed as the comparison):
 
 import argparse
 import functools
+import json
+import os
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
+from machine import describe, markdown
 
 import npmf
 from npmf.sgd import _kernels, optimizers
@@ -115,13 +119,29 @@ def _time_dense(size, dtype, alphas, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20, help="epochs timed per part (default 20)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "keras_bounds"))
     args = parser.parse_args(argv)
-    import os
-
-    load = os.getloadavg()[0]
-    for name, seconds in profile(repeats=args.repeats).items():
-        print(f"| {name} | {seconds * 1e3:.1f} ms |")
-    print(f"(1-minute load average {load:.2f} at start, {os.getloadavg()[0]:.2f} at end, {os.cpu_count()} cores)")
+    info = describe()
+    parts = profile(repeats=args.repeats)
+    lines = [
+        "# What bounds one npmf epoch of the Keras recipe (ML-100k 80/20, k=3, batch 32)",
+        "",
+        markdown(info),
+        "",
+        f"Medians of {args.repeats} epochs per part; `python benchmarks/keras_bounds.py` reproduces it.",
+        "",
+        "| part | ms |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {seconds * 1e3:.1f} |" for name, seconds in parts.items()]
+    lines += ["", f"Load average at the end: {[round(x, 2) for x in os.getloadavg()]}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "keras_bounds.md").write_text(text)
+    record = {"machine": info, "repeats": args.repeats, "seconds": parts, "load_avg_end": list(os.getloadavg())}
+    (out / "keras_bounds.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -347,9 +347,6 @@ class BlockEpochs:
         v = [X[:, 3 * s : 4 * s - 1] for X in self.records] + [X[:, 4 * s - 1] for X in self.records]
         return m, v
 
-    def undo(self, params):
-        """Nothing to undo: the parameters stay in the records until :meth:`write_params`."""
-
     def run(self, rng, mu, t0):
         """One epoch on the records; returns ``(sum of loss terms, number of optimiser steps)``.
 
