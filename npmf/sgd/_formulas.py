@@ -248,11 +248,12 @@ def catch_up_row(P, pc, M, mc, V, vc, row, width, tau, s, B, Q, P1, P2, thr, G, 
     ``M[row, mc:mc+width]`` and ``V[row, vc:vc+width]`` (separate arrays in the
     serial kernel, one record in the block kernel). ``B, Q, P1, P2, thr`` are
     the epoch's tables (:func:`npmf.sgd.catchup.catch_up_tables`), ``G`` a
-    scratch of ``SERIES_TERMS`` float64, ``alphas`` the epoch's float64 step
+    scratch of one float64 per tabulated term plus a flag (:func:`catch_up_terms`), ``alphas`` the epoch's float64 step
     sizes, ``c1 = 1 - beta_1``, ``c2 = 1 - beta_2`` (float64). The arithmetic is
     float64 whatever the arrays' dtype. Twin of :func:`npmf.sgd.catchup.catch_up`:
-    where :math:`x = \sqrt v` is at least ``thr[s']``, the series in Horner form,
-    :math:`F = x^{-1}(G_0 + y(G_1 + y(G_2 + \dots)))` with :math:`y = -\epsilon/x`;
+    where :math:`x = \sqrt v` is at least ``thr[s', 0]``, the narrow series in Horner form,
+    :math:`F = x^{-1}(G_0 + y(G_1 + y(G_2 + \dots)))` with :math:`y = -\epsilon/x`; where it is
+    at least ``thr[s', 1]``, the wide series (all tabulated terms) the same way;
     elsewhere (and :math:`m \ne 0`) the exact per-step loop over the first
     :math:`s' = \min(s, L)` steps; then :math:`m \mathrel{*}= \beta_1^s`, :math:`v \mathrel{*}= \beta_2^s`.
     """

@@ -21,9 +21,11 @@ With :math:`1/(a x + \epsilon) = \sum_n (-\epsilon)^n (a x)^{-(n+1)}`,
 
 :func:`catch_up_tables` builds :math:`B_n`, the powers and the thresholds once
 per epoch; :func:`catch_up` replays one row (or any set of elements of the
-same :math:`\tau, s`). Where the series is not safe (:math:`\epsilon` not
-below :data:`SERIES_RATIO` times :math:`\beta_2^{s'/2} x`, or :math:`v = 0`)
-the element runs the exact per-step loop instead. Steps further than the
+same :math:`\tau, s`). Where the narrow series (:data:`SERIES_TERMS` terms) is
+not safe (:math:`\epsilon` not below :data:`SERIES_RATIO` times
+:math:`\beta_2^{s'/2} x`) the wide one (:data:`WIDE_TERMS` terms, up to
+:data:`WIDE_RATIO`) takes over; where neither is (or :math:`v = 0`) the element
+runs the exact per-step loop instead. Steps further than the
 horizon :math:`L` back (:func:`catch_up_horizon`) cannot move a double, so
 both forms stop there while :math:`m` and :math:`v` still decay by the full
 :math:`\beta^s`. ``docs/derivation.md`` (section 8) derives all of it. The
