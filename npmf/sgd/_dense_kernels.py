@@ -30,6 +30,7 @@ from ._formulas import (
     adam_scalar_root,
     bias_gradient,
     catch_up_elements,
+    catch_up_terms,
     factor_gradient,
     horner,
     loss_term,
@@ -38,7 +39,7 @@ from ._formulas import (
     project_row,
     residual,
 )
-from .catchup import SERIES_TERMS
+from .catchup import SERIES_TERMS, SHORT_TERMS
 
 __all__ = ["dense_epoch", "dense_epoch_numba", "pack"]
 
@@ -79,30 +80,42 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
     if s <= 0:
         return
     n = X.shape[1] // 4
-    L = Q.shape[0] - 1
-    s_ = min(s, L)
-    for t in range(SERIES_TERMS):
-        G[t] = Bn[last, t] - Qn[s_, t] * Bn[last + s_, t]
-    G[G.shape[0] - 1] = 0.0
+    s_ = min(s, Q.shape[0] - 1)
     lim = thr[s_, 0]
-    p1 = P1[s]
-    p2 = P2[s]
+    short = thr[s_, 2]
     if fresh:
         for f in range(width):
             X[x, 3 * n + f] = np.sqrt(np.float64(X[x, 2 * n + f]))
     narrow = lim > 0.0
+    few = True
     for f in range(width):
-        narrow = narrow & (np.float64(X[x, 3 * n + f]) >= lim)
-    if narrow:
-        for f in range(width):
-            inv = 1.0 / np.float64(X[x, 3 * n + f])
-            m0 = np.float64(X[x, n + f])
-            X[x, f] = np.float64(X[x, f]) - m0 * horner(G, SERIES_TERMS, -eps64 * inv) * inv
-            X[x, n + f] = m0 * p1
-            X[x, 2 * n + f] = np.float64(X[x, 2 * n + f]) * p2
+        xf = np.float64(X[x, 3 * n + f])
+        narrow = narrow & (xf >= lim)
+        few = few & (xf >= short)
+    if narrow and few:
+        _narrow(X, x, n, width, last, s_, SHORT_TERMS, G, Bn, Qn, P1[s], P2[s], eps64)
+    elif narrow:
+        _narrow(X, x, n, width, last, s_, SERIES_TERMS, G, Bn, Qn, P1[s], P2[s], eps64)
     else:
-        catch_up_elements(X, 0, X, n, X, 2 * n, x, width, last, s, s_, G, B, Q, thr[s_], p1, p2, alphas64, d1, d2,
-                          eps64)  # fmt: skip
+        catch_up_terms(G, B, Q, last, s_)
+        catch_up_elements(X, 0, X, n, X, 2 * n, x, width, last, s, s_, G, B, Q, thr[s_], P1[s], P2[s], alphas64, d1,
+                          d2, eps64)  # fmt: skip
+
+
+@_inline
+def _narrow(X, x, n, width, tau, s_, terms, G, Bn, Qn, p1, p2, eps64):
+    """The narrow series' first ``terms`` terms on every element of record ``x``: one loop, no branch, no root.
+
+    ``x = sqrt v`` is the one the row's last step kept; ``p1, p2`` are :math:`\\beta_1^s, \\beta_2^s`.
+    """
+    for t in range(terms):
+        G[t] = Bn[tau, t] - Qn[s_, t] * Bn[tau + s_, t]
+    for f in range(width):
+        inv = 1.0 / np.float64(X[x, 3 * n + f])
+        m0 = np.float64(X[x, n + f])
+        X[x, f] = np.float64(X[x, f]) - m0 * horner(G, terms, -eps64 * inv) * inv
+        X[x, n + f] = m0 * p1
+        X[x, 2 * n + f] = np.float64(X[x, 2 * n + f]) * p2
 
 
 @_inline
