@@ -194,11 +194,16 @@ def dense_epoch(u, i, r, bs, mu, U, I, gu, gi, rows_u, rows_i, stamp_u, stamp_i,
         _adam_records(I, gi, rows_i, ni, width, alpha, c1, c2, eps)
         project_listed(U, rows_u, nu, k, nn)
         project_listed(I, rows_i, ni, k, nn)
-    for x in range(U.shape[0]):
-        catch_up_record_row(U, x, width, stamp_u[x] + 1, n_batches, stamp_u[x] < 0, cu)
-    for y in range(I.shape[0]):
-        catch_up_record_row(I, y, width, stamp_i[y] + 1, n_batches, stamp_i[y] < 0, cu)
+    _flush(U, stamp_u, width, n_batches, cu)
+    _flush(I, stamp_i, width, n_batches, cu)
     return total
+
+
+@_jit
+def _flush(X, stamp, width, n_steps, cu):
+    """Catch every record of ``X`` up to the epoch's last step ``n_steps`` (a call, not inlined: compile time)."""
+    for x in range(X.shape[0]):
+        catch_up_record_row(X, x, width, stamp[x] + 1, n_steps, stamp[x] < 0, cu)
 
 
 def dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config):
