@@ -75,7 +75,7 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
     element takes its own form (:func:`npmf.sgd._formulas.catch_up_elements`).
     ``cu`` is :func:`dense_epoch`'s.
     """
-    G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64 = cu
+    G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny = cu
     s = c - last
     if s <= 0:
         return
@@ -93,9 +93,9 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
         narrow = narrow & (xf >= lim)
         few = few & (xf >= short)
     if narrow and few:
-        _narrow(X, x, n, width, last, s_, SHORT_TERMS, G, Bn, Qn, P1[s], P2[s], eps64)
+        _narrow(X, x, n, width, last, s_, SHORT_TERMS, G, Bn, Qn, P1[s], P2[s], eps64, tiny)
     elif narrow:
-        _narrow(X, x, n, width, last, s_, SERIES_TERMS, G, Bn, Qn, P1[s], P2[s], eps64)
+        _narrow(X, x, n, width, last, s_, SERIES_TERMS, G, Bn, Qn, P1[s], P2[s], eps64, tiny)
     else:
         catch_up_terms(G, B, Q, last, s_)
         catch_up_elements(X, 0, X, n, X, 2 * n, x, width, last, s, s_, G, B, Q, thr[s_], P1[s], P2[s], alphas64, d1,
@@ -103,10 +103,13 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
 
 
 @_inline
-def _narrow(X, x, n, width, tau, s_, terms, G, Bn, Qn, p1, p2, eps64):
+def _narrow(X, x, n, width, tau, s_, terms, G, Bn, Qn, p1, p2, eps64, tiny):
     """The narrow series' first ``terms`` terms on every element of record ``x``: one loop, no branch, no root.
 
     ``x = sqrt v`` is the one the row's last step kept; ``p1, p2`` are :math:`\\beta_1^s, \\beta_2^s`.
+    Moments that decay below ``tiny`` (float32's smallest normal for float32 records, else 0) are set to zero:
+    a row absent for ~800 steps has float32-subnormal ``m``, on which x86 computes in microcode (slower by
+    ~100 times), while its moves are below 1e-30 of the parameter's.
     """
     for t in range(terms):
         G[t] = Bn[tau, t] - Qn[s_, t] * Bn[tau + s_, t]
@@ -114,8 +117,10 @@ def _narrow(X, x, n, width, tau, s_, terms, G, Bn, Qn, p1, p2, eps64):
         inv = 1.0 / np.float64(X[x, 3 * n + f])
         m0 = np.float64(X[x, n + f])
         X[x, f] = np.float64(X[x, f]) - m0 * horner(G, terms, -eps64 * inv) * inv
-        X[x, n + f] = m0 * p1
-        X[x, 2 * n + f] = np.float64(X[x, 2 * n + f]) * p2
+        m1 = m0 * p1
+        v1 = np.float64(X[x, 2 * n + f]) * p2
+        X[x, n + f] = m1 * (abs(m1) >= tiny)
+        X[x, 2 * n + f] = v1 * (v1 >= tiny)
 
 
 @_inline
@@ -226,7 +231,8 @@ def dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config):
     width = k + 1 if config.biases else k
     B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = catch_up_state(alphas, config)
     narrow = np.ascontiguousarray(B[:, :SERIES_TERMS]), np.ascontiguousarray(Q[:, :SERIES_TERMS])
-    cu = (G, *narrow, B, Q, P1, P2, thr, alphas64, d1, d2, eps64)
+    tiny = float(np.finfo(W.dtype).tiny) if W.dtype == np.float32 else 0.0
+    cu = (G, *narrow, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny)
     total = dense_epoch(
         u, i, r, int(batch_size), float(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
         ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), float(config.reg), width,

@@ -185,7 +185,7 @@ def test_record_catch_up_equals_the_dense_steps_and_its_twin(regime, tau, s):
     catch_up(*twin, tau, s, (B, Q, P1, P2, thr), alphas, 0.9, 0.999, 1e-7)
     X = np.concatenate([p, m, v, np.zeros(4)])[None, :]
     cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
-          alphas, 0.1, 0.001, 1e-7)  # fmt: skip
+          alphas, 0.1, 0.001, 1e-7, 0.0)  # fmt: skip
     _catch_up_record(X, 4, tau, s, cu)
     got = X[0, :4], X[0, 4:8], X[0, 8:12]
     for a, b, c in zip(got, twin, want, strict=True):
@@ -262,3 +262,21 @@ def test_block_path_equals_its_sequential_twin(n_threads, batch_size, fit_bias):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
         assert total == pytest.approx(ref, rel=1e-12)
     assert not np.allclose(p1[0][1], params[0][1])  # a rare row, moved while absent
+
+
+def test_float32_records_drop_subnormal_moments():
+    """A float32 row absent for hundreds of steps has its decayed m set to 0 (not a subnormal); float64 keeps it."""
+    alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
+    B, Q, P1, P2, thr = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
+    for dtype, tiny in ((np.float32, float(np.finfo(np.float32).tiny)), (np.float64, 0.0)):
+        p, m, v = np.full(4, 0.25), np.full(4, 1e-3), np.full(4, 1e-4)
+        X = np.concatenate([p, m, v, np.zeros(4)]).astype(dtype)[None, :]
+        cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
+              alphas, 0.1, 0.001, 1e-7, tiny)  # fmt: skip
+        _catch_up_record(X, 4, 10, 800, cu)  # 0.9**800 * 1e-3 = 4e-40: subnormal in float32
+        want = _dense_steps(p, m, v, alphas, 10, 800)
+        np.testing.assert_allclose(X[0, :4], want[0], rtol=1e-12 if dtype == np.float64 else 1e-6)
+        if dtype == np.float32:
+            assert np.all(X[0, 4:8] == 0) and want[1][0] > 0
+        else:
+            np.testing.assert_allclose(X[0, 4:8], want[1], rtol=1e-12)
