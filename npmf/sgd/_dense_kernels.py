@@ -13,9 +13,20 @@ kernel copies the model's separate arrays into one record per row,
 * ``x = sqrt(v)`` is kept from each row's last step, which computes it anyway
   (:func:`npmf.sgd._formulas.adam_scalar_root`), so the catch-up takes no square
   root: the same value, so the same bits in float64;
+* a row whose elements all have :math:`\\epsilon / x \\le 10^{-4}` takes the series'
+  first 4 terms, not 8 (:data:`npmf.sgd.catchup.SHORT_TERMS`, the same bound);
+* a batch catches all its rows up before it takes any residual, so the
+  catch-ups, independent of each other, overlap instead of waiting on them;
 * the batch's gradients go to one slot per distinct row of the batch (as in
   :func:`npmf.sgd._rating_kernels.batched`), so nothing as large as the model
   is cleared per step.
+
+Measured on the Keras recipe (ML-100k, k = 3, batch 32, interleaved in one
+process at load ~2.5), the kernel takes 0.70 of the time of the one it replaced
+(``_dense_epoch``, separate arrays); what is left is about a third each the
+residuals and gradients, the steps (a scalar square root and division per
+element: the rows are 4 wide and scattered, and gathering them into a flat
+buffer to vectorise the step was slower), and the catch-ups.
 
 The arithmetic and its order are those of the plain dense loop's twin
 (:func:`npmf.sgd.optimizers.epoch_numpy`), up to the catch-up's rounding; the

@@ -42,7 +42,8 @@ _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "s
 # Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop over
 # all parameters (the reference's own arithmetic) instead of the catch-up, the same algorithm to rounding. The loop
 # costs ~2 ns per parameter and step, the catch-up ~60 ns per row a batch touches plus the lazy epoch's work: they
-# cross near 20 rows per rating at k = 3. The Keras recipe has 82 (2,625 rows, batch 32; benchmarks/keras_bounds.py).
+# crossed near 20 rows per rating at k = 3. The Keras recipe has 82 (2,625 rows, batch 32; benchmarks/keras_bounds.py).
+# Since the record-layout kernel (npmf.sgd._dense_kernels) the catch-up costs ~25 ns per row; not re-tuned since.
 DENSE_LOOP_ROWS = 16
 
 # The epoch kernels run without Numba's reference counting (``_nrt=False``; they allocate nothing, the caller passes
