@@ -28,52 +28,91 @@ dtype, so float32 factors are trained in float32 arithmetic.
 import numba
 import numpy as np
 
-from ._block_data import _shuffle
+from ._block_data import _CHUNK, _shuffle_into
 from ._formulas import (
     adam_scalar,
     bias_gradient,
     factor_gradient,
     loss_term,
-    penalty,
     project_listed,
     project_row,
-    residual,
     sgd_scalar,
 )
 
-__all__ = ["sgd_per_rating", "batched"]
+__all__ = ["sgd_per_rating", "batched", "prediction_bound"]
 
-_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
+# Without Numba's reference counting (as npmf.sgd._kernels' epochs): the kernels allocate nothing (the caller passes
+# the scratch), and the array arguments of the inlined helpers that branch cost no atomic increments per rating.
+_jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+
+
+_inline = numba.njit(inline="always", error_model="numpy", nogil=True)
+
+
+@_inline
+def residual_and_penalty(mu, b_u, b_i, W, u, H, i, k, r, j, zero):
+    """:func:`npmf.sgd._formulas.residual` and :func:`npmf.sgd._formulas.penalty` (from ``zero``) in one loop.
+
+    The same sums in the same order, so the same bits (a test holds it): the
+    dot product of :func:`npmf.core._kernels.dot` from its ``f = 0`` term, the
+    squared norms from ``zero`` plus that term, each left to right; then
+    ``((mu + b_u) + b_i) + dot - r[j]`` and ``sq + b_u^2 + b_i^2``. In one loop
+    the two dependency chains run side by side and each factor is loaded once.
+    """
+    w0 = W[u, 0]
+    h0 = H[i, 0]
+    acc = w0 * h0
+    sq = zero + (w0 * w0 + h0 * h0)
+    for f in range(1, k):
+        wf = W[u, f]
+        hf = H[i, f]
+        acc = acc + wf * hf
+        sq += wf * wf + hf * hf
+    return mu + b_u + b_i + acc - r[j], sq + b_u * b_u + b_i * b_i
 
 
 @_jit
-def sgd_per_rating(u, i, r, seed, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn):
-    """Shuffle the ratings in place, then one epoch of plain SGD, one rating per step; returns the loss sum.
+def _fresh_copy(u0, i0, r0, u, i, r, seed, js):
+    """Copy the ratings ``u0, i0, r0`` into ``u, i, r`` and shuffle those in place from ``seed``."""
+    for j in range(r0.shape[0]):
+        u[j] = u0[j]
+        i[j] = i0[j]
+        r[j] = r0[j]
+    _shuffle_into(u, i, r, 0, r.shape[0], seed, js)
 
-    ``two`` is 2 in the factors' dtype (the gradient's factor ``c = 2 / B``
-    with ``B = 1``). With ``reg = 0`` the penalty is not computed: its term
-    would be ``0 * penalty``. ``nn`` (``non_negative``) projects the factors
-    after each step and a row as it is read (docs/derivation.md, section 9).
+
+@_jit
+def sgd_per_rating(u0, i0, r0, u, i, r, seed, js, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn):
+    """Copy the ratings into ``u, i, r``, shuffle them there, then one epoch of plain SGD, one rating per step.
+
+    Returns the sum of the loss terms. ``js`` is the shuffle's scratch
+    (:func:`npmf.sgd._block_data._shuffle_into`). ``two`` is 2 in the factors'
+    dtype (the gradient's factor ``c = 2 / B`` with ``B = 1``). The penalty is
+    summed in the factors' dtype (:func:`residual_and_penalty`); with ``reg = 0``
+    its term is left out (it would be ``0 * penalty``). ``nn``
+    (``non_negative``) projects the factors after each step and a row as it
+    is read (docs/derivation.md, section 9).
     """
-    n = r.shape[0]
-    _shuffle(u, i, r, 0, n, seed)
+    _fresh_copy(u0, i0, r0, u, i, r, seed, js)
     k = W.shape[1]
+    zero = two - two
     total = 0.0
-    for j in range(n):
+    for j in range(r.shape[0]):
         x = u[j]
         y = i[j]
-        project_row(W, x, k, nn and j > 0)
-        project_row(H, y, k, nn and j > 0)
-        e = residual(mu, bu[x], bi[y], W, x, H, y, k, r, j)
-        pen = penalty(W, x, H, y, k, bu[x], bi[y], 0.0) if reg != 0 else 0.0
-        total += loss_term(e, reg, pen)
+        if nn and j > 0:
+            project_row(W, x, k, True)
+            project_row(H, y, k, True)
+        e, pen = residual_and_penalty(mu, bu[x], bi[y], W, x, H, y, k, r, j, zero)
+        total += loss_term(e, reg, pen) if reg != 0 else loss_term(e, reg, 0.0)
         for f in range(k):
             wf = W[x, f]
             hf = H[y, f]
             W[x, f] = sgd_scalar(wf, two * factor_gradient(e, hf, reg, wf), lr)
             H[y, f] = sgd_scalar(hf, two * factor_gradient(e, wf, reg, hf), lr)
-        project_row(W, x, k, nn)
-        project_row(H, y, k, nn)
+        if nn:
+            project_row(W, x, k, True)
+            project_row(H, y, k, True)
         if fit_bias:
             gx = two * bias_gradient(e, reg, bu[x])
             gy = two * bias_gradient(e, reg, bi[y])
@@ -144,9 +183,11 @@ def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, ps, ms, vs, a
 
 
 @_jit
-def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, alphas, lazy, lr, c1, c2,
-            eps, reg, fit_bias, nn):  # fmt: skip
-    """Shuffle the ratings in place, then one epoch of ``lazy_adam`` (``lazy``) or SGD in batches of ``bs``.
+def batched(u0, i0, r0, u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, alphas, lazy, lr,
+            c1, c2, eps, reg, fit_bias, nn, js, gu, gi, rows_u, rows_i, stamp_u, stamp_i, slot_u, slot_i, ps, ms, vs,
+            cbuf):  # fmt: skip
+    """Copy the ratings into ``u, i, r``, shuffle them there, then one epoch of ``lazy_adam`` (``lazy``) or SGD in
+    batches of ``bs``.
 
     Pass 1 of a batch takes each rating's residual at the old parameters and
     adds its gradient terms into the slot of its user and of its item (a row's
@@ -154,23 +195,23 @@ def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, 
     it). Pass 2 steps the listed rows. ``alphas`` holds the epoch's Adam step
     sizes (one entry, unused, for SGD). ``nn`` (``non_negative``) projects the
     factor rows stepped and a row as it is read. Returns the sum of the loss terms.
+
+    The scratch, allocated once per fit (:class:`npmf.sgd._kernels.SerialEpochs`):
+    ``js`` the shuffle's, ``gu, gi`` (``bs`` rows of ``k + 1``, the factors'
+    dtype) the slots' gradients, ``rows_u, rows_i`` (``bs``) the rows listed,
+    ``stamp_u, stamp_i`` (one per row, all ``-1`` before the first epoch) the
+    batch that last listed a row, ``slot_u, slot_i`` its slot, ``ps, ms, vs``
+    (``bs * (k + 1)``) Adam's gathered rows, ``cbuf`` one value in the factors'
+    dtype. The stamps are reset here, so every epoch starts alike.
     """
+    _fresh_copy(u0, i0, r0, u, i, r, seed, js)
     n = r.shape[0]
-    _shuffle(u, i, r, 0, n, seed)
     k = W.shape[1]
-    gu = np.empty((bs, k + 1), W.dtype)
-    gi = np.empty((bs, k + 1), W.dtype)
-    rows_u = np.empty(bs, np.int64)
-    rows_i = np.empty(bs, np.int64)
-    stamp_u = np.full(W.shape[0], -1, np.int64)
-    stamp_i = np.full(H.shape[0], -1, np.int64)
-    slot_u = np.empty(W.shape[0], np.int64)
-    slot_i = np.empty(H.shape[0], np.int64)
-    ps = np.empty(bs * (k + 1), W.dtype)
-    ms = np.empty(bs * (k + 1), W.dtype)
-    vs = np.empty(bs * (k + 1), W.dtype)
-    cbuf = np.zeros(1, W.dtype)  # scalars in the factors' dtype
-    zero = cbuf[0]
+    for x in range(stamp_u.shape[0]):
+        stamp_u[x] = -1
+    for y in range(stamp_i.shape[0]):
+        stamp_i[y] = -1
+    zero = lr - lr
     total = 0.0
     for b in range((n + bs - 1) // bs):
         start = b * bs
@@ -186,19 +227,21 @@ def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, 
                 stamp_u[x] = b
                 slot_u[x] = nu
                 rows_u[nu] = x
-                gu[nu, :] = zero
+                for f in range(k + 1):
+                    gu[nu, f] = zero
                 nu += 1
             if stamp_i[y] != b:
                 stamp_i[y] = b
                 slot_i[y] = ni
                 rows_i[ni] = y
-                gi[ni, :] = zero
+                for f in range(k + 1):
+                    gi[ni, f] = zero
                 ni += 1
-            project_row(W, x, k, nn and b > 0)
-            project_row(H, y, k, nn and b > 0)
-            e = residual(mu, bu[x], bi[y], W, x, H, y, k, r, j)
-            pen = penalty(W, x, H, y, k, bu[x], bi[y], 0.0) if reg != 0 else 0.0
-            total += loss_term(e, reg, pen)
+            if nn and b > 0:
+                project_row(W, x, k, True)
+                project_row(H, y, k, True)
+            e, pen = residual_and_penalty(mu, bu[x], bi[y], W, x, H, y, k, r, j, zero)
+            total += loss_term(e, reg, pen) if reg != 0 else loss_term(e, reg, 0.0)
             a = slot_u[x]
             q = slot_i[y]
             for f in range(k):
@@ -216,3 +259,56 @@ def batched(u, i, r, seed, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, 
         project_listed(W, rows_u, nu, k, nn)
         project_listed(H, rows_i, ni, k, nn)
     return total
+
+
+@_jit
+def _max_sq_norm(P, zero):
+    """The largest squared row norm of ``P``, summed from ``zero`` (in ``P``'s dtype); NaN if any row's is NaN."""
+    most = zero
+    for x in range(P.shape[0]):
+        sq = zero
+        for f in range(P.shape[1]):
+            sq += P[x, f] * P[x, f]
+        if not sq <= most:  # larger, or NaN, which is returned
+            most = sq
+            if sq != sq:
+                break
+    return most
+
+
+@_jit
+def _max_abs(b, zero):
+    """The largest ``|b[x]|``, from ``zero``; NaN if any is NaN."""
+    most = zero
+    for x in range(b.shape[0]):
+        a = abs(b[x])
+        if not a <= most:
+            most = a
+            if a != a:
+                break
+    return most
+
+
+@_jit
+def prediction_bound(W, H, bu, bi, zero):
+    """Twin of :func:`npmf.sgd.state.prediction_bound_numpy`: :math:`\\max\\lVert w\\rVert \\max\\lVert h\\rVert`
+    plus the largest biases, all in the factors' dtype (``zero`` is 0 in it), so inf where it overflows."""
+    return np.sqrt(_max_sq_norm(W, zero)) * np.sqrt(_max_sq_norm(H, zero)) + _max_abs(bu, zero) + _max_abs(bi, zero)
+
+
+def scratch(params, config):
+    """The kernels' scratch for one fit, in :func:`batched`'s order from ``js`` (:func:`sgd_per_rating` takes ``js``).
+
+    Allocated once per fit by :class:`npmf.sgd._kernels.SerialEpochs`, since
+    the kernels, compiled without reference counting, allocate nothing.
+    """
+    W, H = params[0], params[1]
+    k, bs, dt = W.shape[1], config.batch_size, W.dtype
+    js = np.empty(_CHUNK, np.int64)
+    if config.optimizer == "sgd" and bs == 1:
+        return (js,)
+    rows = [np.empty(bs, np.int64) for _ in range(2)]
+    stamps = [np.full(len(P), -1, np.int64) for P in (W, H)]
+    slots = [np.empty(len(P), np.int64) for P in (W, H)]
+    flat = [np.empty(bs * (k + 1), dt) for _ in range(3)]
+    return (js, np.empty((bs, k + 1), dt), np.empty((bs, k + 1), dt), *rows, *stamps, *slots, *flat, np.zeros(1, dt))
