@@ -22,9 +22,9 @@ Runs are interleaved (every variant once per repeat) and medians quoted;
 the ratio is npmf's epoch time over Cornac's from the same repeats. The
 targets (issue 11): ``sgd`` at most 1.0x Cornac, ``lazy_adam`` at most 2.0x.
 
-It also times the arithmetic floor of lazy Adam's step on this machine: the
-vectorised Adam loop of :mod:`npmf.sgd._rating_kernels` on as many contiguous
-elements as an epoch updates, one thread.
+It also times the arithmetic floor of lazy Adam's step on this machine: Keras'
+Adam step (:func:`npmf.sgd._formulas.adam_scalar`) in a vectorised loop over as
+many contiguous elements as an epoch updates, one thread.
 
 Usage::
 
@@ -41,11 +41,13 @@ import statistics
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 from machine import describe, markdown
 
 import npmf
-from npmf.sgd import _block_kernels, _rating_kernels
+from npmf.sgd import _block_kernels
+from npmf.sgd._formulas import adam_scalar
 from npmf.sgd.blocks import n_strata
 from npmf.sgd.config import SGDConfig
 
@@ -129,17 +131,27 @@ def time_cornac(train, test, k, epochs, threads=0):
     return (times[epochs] - times[1]) / (epochs - 1), rmse(np.clip(pred, 1, 5), test.rating)
 
 
+@numba.njit(error_model="numpy", nogil=True)
+def _adam_flat(p, g, m, v, n, alpha, c1, c2, eps):
+    """Keras' Adam on elements ``0..n-1`` of flat contiguous arrays: branch-free, so LLVM vectorises it."""
+    for j in range(n):
+        pj, mj, vj = adam_scalar(p[j], g[j], m[j], v[j], alpha, c1, c2, eps)
+        m[j] = mj
+        v[j] = vj
+        p[j] = pj
+
+
 def adam_floor(n_elements, dtype):
     """Seconds for one thread to take Adam's step on ``n_elements`` contiguous elements (median of 15)."""
     rng = np.random.default_rng(0)
     p, g, m, v = (rng.random(n_elements).astype(dtype) for _ in range(4))
     t = np.dtype(dtype).type
     args = (p, g, m, v, n_elements, t(1e-3), t(0.1), t(1e-3), t(1e-7))
-    _rating_kernels._adam_flat(*args)
+    _adam_flat(*args)
     times = []
     for _ in range(15):
         start = time.perf_counter()
-        _rating_kernels._adam_flat(*args)
+        _adam_flat(*args)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

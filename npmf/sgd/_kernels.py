@@ -32,7 +32,7 @@ from ._formulas import (
     sgd_scalar,
 )
 from .config import OPTIMIZERS
-from .optimizers import StepSizes, adam_step_sizes, project_factors
+from .optimizers import adam_step_sizes, project_factors
 
 __all__ = ["epoch_numba", "SerialEpochs", "OPTIMIZER_CODES"]
 
@@ -344,24 +344,9 @@ class SerialEpochs:
         self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
         self.r0 = np.array(r, np.dtype(config.dtype))
         self.u, self.i, self.r = np.empty_like(self.u0), np.empty_like(self.i0), np.empty_like(self.r0)
-        # The kernels' arguments but the seed, mu and the step sizes, built once per fit (scalars in the factors'
-        # dtype), and their scratch: the kernels, compiled without reference counting, allocate nothing.
-        c, (W, H, bu, bi), ft = config, params, np.dtype(config.dtype).type
-        data = (self.u0, self.i0, self.r0, self.u, self.i, self.r)
-        flags = (bool(c.biases), bool(c.non_negative))
-        scratch = _rating_kernels.scratch(params, config)
-        if c.optimizer == "sgd" and c.batch_size == 1:
-            self._kernel = _rating_kernels.sgd_per_rating
-            self._args = (data, (scratch[0],), (W, H, bu, bi, ft(c.learning_rate), ft(c.reg), flags[0], ft(2.0),
-                                                flags[1]))  # fmt: skip
-            return
-        lazy = c.optimizer == "lazy_adam"
-        self._kernel = _rating_kernels.batched
-        unused = np.zeros(1, c.dtype)  # SGD takes no step sizes
-        self._alphas = StepSizes(c, self.n_batches, c.dtype) if lazy else lambda t0: unused
-        self._args = (data, (int(c.batch_size),), (W, H, bu, bi, *(a for q in range(4) for a in (m[q], v[q]))),
-                      (lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2), ft(c.epsilon), ft(c.reg),
-                       *flags, *scratch))  # fmt: skip
+        self._kernel, self._args, self._alphas = _rating_kernels.prepare(
+            (self.u0, self.i0, self.r0, self.u, self.i, self.r), params, m, v, config
+        )
 
     def run(self, rng, mu, t0):
         """One epoch in place; returns ``(sum of loss terms, number of optimiser steps)``."""

@@ -38,6 +38,7 @@ from ._formulas import (
     project_row,
     sgd_scalar,
 )
+from .optimizers import StepSizes
 
 __all__ = ["sgd_per_rating", "batched", "prediction_bound"]
 
@@ -290,3 +291,26 @@ def scratch(params, config):
     stamps = [np.full(len(P), -1, np.int64) for P in (W, H)]
     slots = [np.empty(len(P), np.int64) for P in (W, H)]
     return (js, np.empty((bs, k + 1), dt), np.empty((bs, k + 1), dt), *rows, *stamps, *slots, np.zeros(1, dt))
+
+
+def prepare(data, params, m, v, config):
+    """``(kernel, arguments, step sizes)`` for one fit of :class:`npmf.sgd._kernels.SerialEpochs`.
+
+    ``data`` is ``(u0, i0, r0, u, i, r)``; the arguments are the kernel's but
+    the seed, ``mu`` and the step sizes, grouped around them, with scalars in
+    the factors' dtype and the scratch (:func:`scratch`); the step sizes are
+    a callable of Adam's ``t0`` (:class:`npmf.sgd.optimizers.StepSizes`).
+    Built once per fit, so an epoch only calls the kernel.
+    """
+    c, (W, H, bu, bi), ft = config, params, np.dtype(config.dtype).type
+    flags = (bool(c.biases), bool(c.non_negative))
+    js, *rest = scratch(params, config)
+    if c.optimizer == "sgd" and c.batch_size == 1:
+        factors = (W, H, bu, bi, ft(c.learning_rate), ft(c.reg), flags[0], ft(2.0), flags[1])
+        return sgd_per_rating, (data, (js,), factors), None
+    lazy = c.optimizer == "lazy_adam"
+    unused = np.zeros(1, c.dtype)  # SGD takes no step sizes
+    alphas = StepSizes(c, -(-len(data[2]) // c.batch_size), c.dtype) if lazy else lambda t0: unused
+    arrays = (W, H, bu, bi, *(a for q in range(4) for a in (m[q], v[q])))
+    scalars = (lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2), ft(c.epsilon), ft(c.reg))
+    return batched, (data, (int(c.batch_size),), arrays, (*scalars, *flags, js, *rest)), alphas
