@@ -7,16 +7,25 @@ parameters and clears their rows after every step, and calls the optimiser
 through a branch and tuples of arrays. For ``sgd`` and ``lazy_adam``, which
 touch only the rows of the batch, all of that is overhead. Here
 
-* the shuffle is drawn in the kernel, in place on the trainer's own copy of
-  the ratings, by the SplitMix64-driven Fisher-Yates shuffle of the block
-  kernels (:func:`npmf.sgd._block_data._shuffle`, twin
-  :func:`npmf.sgd.blocks.shuffle_block`) from one seed per epoch: no
+* the kernel copies the ratings, in the order given, into the trainer's
+  buffers and shuffles them there by the SplitMix64-driven Fisher-Yates
+  shuffle of the block kernels (:func:`npmf.sgd._block_data._shuffle_into`,
+  twin :func:`npmf.sgd.blocks.shuffle_block`) from one seed per epoch: no
   permutation array, no gather, and the kernel then streams through memory;
 * ``sgd`` with ``batch_size=1`` (:func:`sgd_per_rating`) updates the two rows
   in place, rating by rating, with no gradient buffer at all;
 * ``lazy_adam`` and batched ``sgd`` (:func:`batched`) accumulate each batch's
   gradients in a buffer of ``batch_size`` rows, one per distinct row of the
-  batch (its slot), so nothing as large as the parameters is ever zeroed.
+  batch (its slot), so nothing as large as the parameters is ever zeroed;
+* the loss's penalty is summed in the dot product's loop
+  (:func:`residual_and_penalty`), in the factors' dtype;
+* they are compiled without reference counting and allocate nothing: the
+  scratch comes from :func:`scratch`, once per fit, and the arguments from
+  :func:`prepare`, so an epoch's Python work is one call.
+
+On ML-100k (k = 10 and 3, float32 and float64; interleaved runs against the
+kernels before these changes) that took ``sgd`` to 0.3-0.6 of its epoch time
+and ``lazy_adam`` at batch 32 to 0.6-0.7, with the same parameters to the bit.
 
 The NumPy twin is :func:`npmf.sgd.rating_epochs.epoch_rating_numpy` (the
 shuffle, then :func:`npmf.sgd.optimizers.epoch_numpy` in that order); the tests
