@@ -167,7 +167,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="2 repeats of 10 epochs (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="2 repeats of 10 epochs (about 15 s)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
     if args.quick:
@@ -227,7 +227,7 @@ def main():
         markdown({key: value for key, value in machine.items() if key != "load_avg_1_5_15_end"})
         + f" Load average at the end: {machine['load_avg_1_5_15_end']}.",
         "",
-        f"{args.epochs} epochs, {args.repeats} interleaved repeats, medians; both sides on all cores. Cornac: "
+        f"{args.epochs} epochs, {args.repeats} interleaved repeats, medians. Cornac: "
         "float32, Hogwild, no shuffle, epoch = (fit(E) - fit(1)) / (E - 1). npmf: shuffles every epoch; epoch time "
         "from `history_['seconds']` (Python work included); `fit / epoch` is fit's whole wall time over the "
         "epochs (setup, first-epoch compilation or cache load included). Path: which kernels fit ran (`auto`: what "
