@@ -111,6 +111,9 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
         catch_up_terms(G, B, Q, last, s_)
         catch_up_elements(X, 0, X, n, X, 2 * n, x, width, last, s, s_, G, B, Q, thr[s_], P1[s], P2[s], alphas64, d1,
                           d2, eps64)  # fmt: skip
+        for f in range(width):  # no subnormal moments in float32 records (see _narrow)
+            X[x, n + f] = X[x, n + f] * (abs(X[x, n + f]) >= tiny)
+            X[x, 2 * n + f] = X[x, 2 * n + f] * (X[x, 2 * n + f] >= tiny)
 
 
 @_inline
