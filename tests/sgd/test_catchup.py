@@ -264,12 +264,13 @@ def test_block_path_equals_its_sequential_twin(n_threads, batch_size, fit_bias):
     assert not np.allclose(p1[0][1], params[0][1])  # a rare row, moved while absent
 
 
-def test_float32_records_drop_subnormal_moments():
+@pytest.mark.parametrize("v0", [1e-4, 1e-16])  # the narrow series on the row; the exact loop per element
+def test_float32_records_drop_subnormal_moments(v0):
     """A float32 row absent for hundreds of steps has its decayed m set to 0 (not a subnormal); float64 keeps it."""
     alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
     B, Q, P1, P2, thr = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
     for dtype, tiny in ((np.float32, float(np.finfo(np.float32).tiny)), (np.float64, 0.0)):
-        p, m, v = np.full(4, 0.25), np.full(4, 1e-3), np.full(4, 1e-4)
+        p, m, v = np.full(4, 0.25), np.full(4, 1e-3), np.full(4, v0)
         X = np.concatenate([p, m, v, np.zeros(4)]).astype(dtype)[None, :]
         cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
               alphas, 0.1, 0.001, 1e-7, tiny)  # fmt: skip
