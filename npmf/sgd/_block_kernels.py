@@ -423,8 +423,9 @@ class BlockEpochs:
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
                     dt(c.reg), totals, *self._scratch, self.threads, cu, bool(c.non_negative),
                 )  # fmt: skip
-        if self.dense:
-            flush_records(self.records, (self.stamp_u, self.stamp_i), int(t0), self.n_batches, c.biases, cu)
+            if self.dense:  # every row up to the epoch's end, on the threads
+                stamps = (self.stamp_u, self.stamp_i)
+                flush_records(self.records, stamps, int(t0), self.n_batches, c.biases, cu, self._scratch[3])
         if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
             for X in self.records:
                 project_rows(X[:, : X.shape[1] // self.segments - 1])
