@@ -46,15 +46,14 @@ from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
+from ._block_steps import AHEAD, _adam_rows, _scratch, _sgd_rows, lines_of, prefetch_row
 from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
 from ._formulas import (
-    adam_scalar,
     bias_gradient,
     factor_gradient,
     list_row,
     loss_term,
     penalty,
-    project_listed,
     project_row,
     residual,
     sgd_scalar,
@@ -87,43 +86,6 @@ def use_blocks(config, n_ratings):
     return config.optimizer in BLOCK_OPTIMIZERS and n_ratings >= least
 
 
-@_nonrt
-def _adam_rows(X, rows, n_rows, n_trained, s, alpha, c1, c2, eps, nn):
-    """Adam's step on records ``rows[:n_rows]`` of ``X``, then clear their gradient segment (``lazy_adam``, ``adam``).
-
-    Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``, ``v`` at ``3s``. The step
-    is the serial kernel's, :func:`npmf.sgd._formulas.adam_scalar`; with ``nn`` (``non_negative``) the factors
-    (not the bias, slot ``s - 1``) are then projected. The projection is a pass of its own after the steps
-    (the rows are distinct, so the order changes nothing), and SGD's step is :func:`_sgd_rows`: with either
-    in this row loop, LLVM did not vectorise the element loop (no vector square root in the IR) and Adam cost
-    ~4 ns per element instead of ~1.
-    """
-    zero = X[0, 0] * 0
-    for a in range(n_rows):
-        x = rows[a]
-        for f in range(n_trained):
-            p, m, v = adam_scalar(X[x, f], X[x, s + f], X[x, 2 * s + f], X[x, 3 * s + f], alpha, c1, c2, eps)
-            X[x, 2 * s + f] = m
-            X[x, 3 * s + f] = v
-            X[x, f] = p
-        for f in range(s):
-            X[x, s + f] = zero
-    project_listed(X, rows, n_rows, s - 1, nn)
-
-
-@_nonrt
-def _sgd_rows(X, rows, n_rows, n_trained, s, lr, nn):
-    """SGD's step (:func:`npmf.sgd._formulas.sgd_scalar`) on records ``rows[:n_rows]``, as :func:`_adam_rows`."""
-    zero = X[0, 0] * 0
-    for a in range(n_rows):
-        x = rows[a]
-        for f in range(n_trained):
-            X[x, f] = sgd_scalar(X[x, f], X[x, s + f], lr)
-        for f in range(s):
-            X[x, s + f] = zero
-    project_listed(X, rows, n_rows, s - 1, nn)
-
-
 @_fast
 def _block_sgd(u, i, r, start, stop, batch0, U, V, mu, fit_bias, lr, reg, tmp, nn):
     """Train one (shuffled) block with plain SGD, one rating per step, in place; returns its loss terms' sum.
@@ -137,9 +99,13 @@ def _block_sgd(u, i, r, start, stop, batch0, U, V, mu, fit_bias, lr, reg, tmp, n
     total = 0.0
     tmp[0] = 2.0
     c = tmp[0]
+    lines = lines_of(U, U.shape[1])
     for j in range(start, stop):
         x = u[j]
         y = i[j]
+        if j + AHEAD < stop:
+            prefetch_row(U, u[j + AHEAD], 0, lines)
+            prefetch_row(V, i[j + AHEAD], 0, lines)
         project_row(U, x, k, nn and batch0 + j > start)
         project_row(V, y, k, nn and batch0 + j > start)
         e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
@@ -175,6 +141,7 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
     zero = U[0, 0] * 0
     total = 0.0
     dense = cu[0].shape[1] > 0
+    lines = lines_of(U, U.shape[1] if dense or not lazy else 2 * s)  # the catch-up reads m, v too
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
         hi = min(lo + bs, stop)
@@ -186,6 +153,9 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
+            if j + AHEAD < stop:
+                prefetch_row(U, u[j + AHEAD], 0, lines)
+                prefetch_row(V, i[j + AHEAD], 0, lines)
             if dense and stamp_u[x] != tag:
                 catch_up_record(U, x, stamp_u, tag0, batch0 + b, n_trained, s, cu, G)
             nu = list_row(stamp_u, x, tag, rows_u, nu)
@@ -251,17 +221,6 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
     return total
-
-
-def _scratch(T, bs, s, dtype, n_terms):
-    """The thread slots' scratch for :func:`_block`, allocated once per fit: ``(tmp, rows, grads, G)``.
-
-    Slot ``t`` has ``tmp[t]`` (one value in the records' dtype), ``rows[t, 0]`` and ``rows[t, 1]`` (the batch's
-    user and item rows), ``grads[t, 0]`` and ``grads[t, 1]`` (one rating's gradient rows) and ``G[t]`` (the
-    catch-up's series terms).
-    """
-    return (np.zeros((T, 1), dtype), np.zeros((T, 2, bs), np.int64), np.zeros((T, 2, s), dtype),
-            np.zeros((T, n_terms + 1)))  # fmt: skip
 
 
 class BlockEpochs:
