@@ -141,7 +141,7 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
     zero = U[0, 0] * 0
     total = 0.0
     dense = cu[0].shape[1] > 0
-    lines = lines_of(U, U.shape[1] if dense or not lazy else 2 * s)  # the catch-up reads m, v too
+    lines = lines_of(U, U.shape[1])  # the whole record: the catch-up and the step read m, v too
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
         hi = min(lo + bs, stop)

@@ -22,9 +22,9 @@ from ._formulas import adam_scalar, project_listed, sgd_scalar
 
 __all__ = []
 
-# Ratings ahead at which the kernels prefetch a rating's records, and rows ahead in the row steps.
+# Ratings ahead at which the kernels prefetch a rating's records (all their segments, so that the row steps find
+# them in cache too; a prefetch in a row step's own loop kept LLVM from vectorising its element loop).
 AHEAD = 8
-_ROWS_AHEAD = 4
 
 _nonrt = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 
@@ -73,14 +73,12 @@ def _adam_rows(X, rows, n_rows, n_trained, s, alpha, c1, c2, eps, nn):
     (not the bias, slot ``s - 1``) are then projected. The projection is a pass of its own after the steps
     (the rows are distinct, so the order changes nothing), and SGD's step is :func:`_sgd_rows`: with either
     in this row loop, LLVM did not vectorise the element loop (no vector square root in the IR) and Adam cost
-    ~4 ns per element instead of ~1.
+    ~4 ns per element instead of ~1. The same holds for a :func:`prefetch_row` in this loop: the block kernels
+    prefetch the whole record instead, when they read the rating.
     """
     zero = X[0, 0] * 0
-    lines = lines_of(X, X.shape[1])
     for a in range(n_rows):
         x = rows[a]
-        if a + _ROWS_AHEAD < n_rows:
-            prefetch_row(X, rows[a + _ROWS_AHEAD], 0, lines)
         for f in range(n_trained):
             p, m, v = adam_scalar(X[x, f], X[x, s + f], X[x, 2 * s + f], X[x, 3 * s + f], alpha, c1, c2, eps)
             X[x, 2 * s + f] = m
