@@ -3,7 +3,7 @@
 :func:`_bucket` copies the ratings into blocks in schedule order (twin of
 :func:`npmf.sgd.blocks.block_order`), :func:`_shuffle` shuffles a block in place
 (twin of :func:`npmf.sgd.blocks.shuffle_block`; the per-rating kernels use it
-too), and :func:`_keep_moments` compacts each record to Adam's moments when
+too, as :func:`_shuffle_into`), and :func:`_keep_moments` compacts each record to Adam's moments when
 training ends (:meth:`npmf.sgd._block_kernels.BlockEpochs.give_back`).
 """
 
@@ -66,12 +66,19 @@ def _draws(seed, count0, t_hi, n, out):
 
 @_jit
 def _shuffle(u, i, r, start, stop, seed):
-    """Twin of :func:`npmf.sgd.blocks.shuffle_block` (SplitMix64-driven Fisher-Yates).
+    """Twin of :func:`npmf.sgd.blocks.shuffle_block` (SplitMix64-driven Fisher-Yates); :func:`_shuffle_into` with
+    scratch of its own."""
+    _shuffle_into(u, i, r, start, stop, seed, np.empty(_CHUNK, np.int64))
+
+
+@_jit
+def _shuffle_into(u, i, r, start, stop, seed, js):
+    """:func:`_shuffle` with the caller's scratch ``js`` (at least ``_CHUNK`` int64): it allocates nothing, so
+    kernels compiled without reference counting (``_nrt=False``) can call it.
 
     In chunks of ``_CHUNK`` steps: first the chunk's swap targets
     (:func:`_draws`, vectorised), then its swaps, which are inherently serial.
     """
-    js = np.empty(_CHUNK, np.int64)
     t_hi = stop - start - 1
     done = 0
     while t_hi > 0:

@@ -64,10 +64,10 @@ from .optimizers import adam_step_sizes, project_rows
 __all__ = ["BlockEpochs", "BLOCK_MIN_RATINGS", "use_blocks"]
 
 # Below this many ratings the serial kernels (npmf.sgd._rating_kernels) are
-# used. Above it the blocks run on every core; on ML-100k (80,000 training
-# ratings, P = 16 strata) two threads beat the serial kernel for sgd at batch 1
-# and lazy_adam at batch 32 (benchmarks/cornac_compare.py).
-BLOCK_MIN_RATINGS = 50_000
+# used, above it the blocks on every core. Measured on 2 cores, k = 10, float32,
+# blocks on 2 threads over serial: ML-100k (80,000 ratings) sgd 0.90, lazy_adam
+# 2.3; make_ratings 160,000: 1.07 and 3.4; 400,000: 0.75 and 1.25 (s5 helper A).
+BLOCK_MIN_RATINGS = 200_000
 # Dense adam (Keras' algorithm) stays in Keras' sequential order below this many ratings, so the recipe on
 # ML-100k gives Keras' curve step for step; the block order is another (equally valid) order of the same steps.
 DENSE_BLOCK_MIN_RATINGS = 500_000

@@ -333,23 +333,25 @@ class SerialEpochs:
     def __init__(self, u, i, r, params, m, v, config):
         self.params, self.m, self.v, self.config = params, m, v, config
         self.specialised = config.optimizer in ("sgd", "lazy_adam")
-        if self.specialised:
-            # Each epoch shuffles a fresh copy of the ratings in the order given (two memcpy's, cheaper than a
-            # gather through a permutation), so epoch e's order depends on its seed alone and two calls of
-            # partial_fit give the same bits as one fit with their epochs.
-            self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
-            self.r0 = np.array(r, np.dtype(config.dtype))
-            self.u, self.i, self.r = self.u0.copy(), self.i0.copy(), self.r0.copy()
-        else:
+        self.n_batches = -(-len(r) // config.batch_size)
+        if not self.specialised:
             self.u, self.i, self.r = u, i, r
             self.grads = [np.zeros_like(p) for p in params]
-        self.n_batches = -(-len(r) // config.batch_size)
+            return
+        # Each epoch the kernel copies the ratings in the order given and shuffles the copy (cheaper than a gather
+        # through a permutation), so epoch e's order depends on its seed alone and two calls of partial_fit give
+        # the same bits as one fit with their epochs.
+        self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
+        self.r0 = np.array(r, np.dtype(config.dtype))
+        self.u, self.i, self.r = np.empty_like(self.u0), np.empty_like(self.i0), np.empty_like(self.r0)
+        self._kernel, self._args, self._alphas = _rating_kernels.prepare(
+            (self.u0, self.i0, self.r0, self.u, self.i, self.r), params, m, v, config
+        )
 
     def run(self, rng, mu, t0):
         """One epoch in place; returns ``(sum of loss terms, number of optimiser steps)``."""
         c = self.config
         if self.specialised:
-            self.u[...], self.i[...], self.r[...] = self.u0, self.i0, self.r0
             total = self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0)
             project_factors(c, self.params[0], self.params[1])
             return total, self.n_batches
@@ -374,24 +376,13 @@ class SerialEpochs:
         return total, self.n_batches
 
     def _run_specialised(self, seed, mu, t0):
-        c = self.config
-        W, H, bu, bi = self.params
-        ft = W.dtype.type
+        mu = self.r0.dtype.type(mu)
         with np.errstate(over="ignore"):  # without JIT, SplitMix64's products wrap around in NumPy scalars
-            if c.optimizer == "sgd" and c.batch_size == 1:
-                return _rating_kernels.sgd_per_rating(
-                    self.u, self.i, self.r, seed, ft(mu), W, H, bu, bi, ft(c.learning_rate), ft(c.reg),
-                    bool(c.biases), ft(2.0), bool(c.non_negative),
-                )  # fmt: skip
-            lazy = c.optimizer == "lazy_adam"
-            n_alphas = self.n_batches if lazy else 1
-            alphas = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2).astype(W.dtype)
-            m, v = self.m, self.v
-            return _rating_kernels.batched(
-                self.u, self.i, self.r, seed, int(c.batch_size), ft(mu), W, H, bu, bi, m[0], v[0], m[1], v[1],
-                m[2], v[2], m[3], v[3], alphas, lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2),
-                ft(c.epsilon), ft(c.reg), bool(c.biases), bool(c.non_negative),
-            )  # fmt: skip
+            if self._kernel is _rating_kernels.sgd_per_rating:
+                data, scratch, rest = self._args
+                return self._kernel(*data, seed, *scratch, mu, *rest)
+            data, bs, arrays, rest = self._args
+            return self._kernel(*data, seed, *bs, mu, *arrays, self._alphas(t0), *rest)
 
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""

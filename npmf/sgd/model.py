@@ -72,7 +72,7 @@ class MatrixFactorization(SGDFoldIn, FactorModel):
         With ``validation_data`` passed to :meth:`fit`, stop after this many
         epochs without a better validation loss and restore the best weights.
     n_threads : int or None, default None
-        Threads for ``lazy_adam`` and ``sgd`` (None: all cores). From 50,000 ratings up these train in
+        Threads for ``lazy_adam`` and ``sgd`` (None: all cores). From 200,000 ratings up these train in
         LibMF-style blocks on all threads (:mod:`npmf.sgd.blocks`): minibatches never straddle two blocks, and the
         result is the same bits for every ``n_threads``. Below that, and for dense ``adam`` (which warns when an
         epoch would be enormous), one thread runs the serial epoch. A fixed ``random_state`` gives the same bits.

@@ -141,3 +141,28 @@ def _apply(config, p, g, m, v, alpha, rows):
         p[rows], m[rows], v[rows] = pr, mr, vr
     else:
         p[rows] -= config.learning_rate * g[rows]
+
+
+class StepSizes:
+    """Adam's step sizes of a run of epochs, computed in long stretches and handed out epoch by epoch.
+
+    ``StepSizes(config, per_epoch, dtype)(t0)`` is
+    ``adam_step_sizes(t0, per_epoch, ...)`` in ``dtype``, the very same
+    numbers (each is a function of its own ``t``), but the powers are taken
+    for up to ``config.epochs`` epochs at a time (at most ``2**16`` values
+    beyond one epoch's), not once per epoch: with NumPy's per-call overhead that
+    was 0.2 ms of a 3 ms epoch on ML-100k at batch 32.
+    """
+
+    def __init__(self, config, per_epoch, dtype):
+        self.config, self.per_epoch, self.dtype = config, per_epoch, np.dtype(dtype)
+        self.t_first, self.table = 0, np.empty(0, self.dtype)
+
+    def __call__(self, t0):
+        start = t0 - self.t_first
+        if start < 0 or start + self.per_epoch > len(self.table):
+            c = self.config
+            n = max(self.per_epoch, min(c.epochs * self.per_epoch, self.per_epoch + (1 << 16)))
+            self.t_first, start = t0, 0
+            self.table = adam_step_sizes(t0, n, c.learning_rate, c.beta_1, c.beta_2).astype(self.dtype)
+        return self.table[start : start + self.per_epoch]

@@ -84,3 +84,73 @@ def test_same_seed_same_bits_any_threads(optimizer, batch_size):
         random_state=8,
     ).fit(df.user_id, df.item_id, df.rating)  # fmt: skip
     assert not np.array_equal(other.user_factors_, fits[0].user_factors_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_residual_and_penalty_is_residual_and_penalty_bit_for_bit(dtype):
+    # The fused loop of the serial kernels must give the bits of the two helpers it stands for.
+    import numba
+
+    from npmf.sgd._formulas import penalty, residual
+    from npmf.sgd._rating_kernels import residual_and_penalty
+
+    @numba.njit
+    def fused(mu, bu, bi, W, H, u, i, r, zero):
+        e = np.empty(len(r), W.dtype)
+        pen = np.empty(len(r), W.dtype)
+        for j in range(len(r)):
+            e[j], pen[j] = residual_and_penalty(mu, bu[u[j]], bi[i[j]], W, u[j], H, i[j], W.shape[1], r, j, zero)
+        return e, pen
+
+    @numba.njit
+    def apart(mu, bu, bi, W, H, u, i, r, zero):
+        e = np.empty(len(r), W.dtype)
+        pen = np.empty(len(r), W.dtype)
+        for j in range(len(r)):
+            e[j] = residual(mu, bu[u[j]], bi[i[j]], W, u[j], H, i[j], W.shape[1], r, j)
+            pen[j] = penalty(W, u[j], H, i[j], W.shape[1], bu[u[j]], bi[i[j]], zero)
+        return e, pen
+
+    rng = np.random.default_rng(3)
+    for k in (1, 3, 10):
+        W, H = rng.normal(size=(7, k)).astype(dtype), rng.normal(size=(5, k)).astype(dtype)
+        bu, bi = rng.normal(size=7).astype(dtype), rng.normal(size=5).astype(dtype)
+        u, i, r = rng.integers(0, 7, 200), rng.integers(0, 5, 200), rng.uniform(1, 5, 200).astype(dtype)
+        args = (dtype(3.5), bu, bi, W, H, u, i, r, dtype(0))
+        for a, b in zip(fused(*args), apart(*args), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prediction_bound_equals_its_numpy_twin(dtype):
+    from npmf.sgd._rating_kernels import prediction_bound
+    from npmf.sgd.state import prediction_bound_numpy, predictions_finite
+
+    rng = np.random.default_rng(4)
+    params = [rng.normal(size=(9, 3)), rng.normal(size=(6, 3)), rng.normal(size=9), -rng.uniform(size=6) * 4]
+    params = [p.astype(dtype) for p in params]
+    cases = {"random": params}
+    planted = {"nan": (1, (2, 1), np.nan), "inf": (0, (4, 0), np.inf), "neg-inf bias": (3, 5, -np.inf),
+               "huge": (0, (1, 2), np.finfo(dtype).max / 4)}  # fmt: skip
+    for name, (q, at, value) in planted.items():
+        case = [p.copy() for p in params]
+        case[q][at] = value
+        cases[name] = case
+    cases["empty"] = [np.zeros((0, 3), dtype), np.zeros((0, 3), dtype), np.zeros(0, dtype), np.zeros(0, dtype)]
+    for name, case in cases.items():
+        want = prediction_bound_numpy(case)
+        got = prediction_bound(*case, dtype(0))
+        np.testing.assert_array_equal(got, want, err_msg=name)
+        assert predictions_finite(case) == (name in ("random", "empty")), name
+
+
+def test_step_sizes_are_adam_step_sizes_epoch_by_epoch():
+    # Computed in stretches (here of 2 epochs, then refilled), handed out as the same bits as one call per epoch.
+    from npmf.sgd.optimizers import StepSizes
+
+    config = SGDConfig(optimizer="lazy_adam", epochs=2, learning_rate=0.003, beta_1=0.8, beta_2=0.99)
+    for dtype in ("float32", "float64"):
+        sizes = StepSizes(config, 37, dtype)
+        for t0 in (0, 37, 74, 111, 5, 500, 537):
+            want = adam_step_sizes(t0, 37, 0.003, 0.8, 0.99).astype(dtype)
+            np.testing.assert_array_equal(sizes(t0), want)
