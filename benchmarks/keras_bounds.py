@@ -18,6 +18,8 @@ Parts (medians of ``--repeats`` epochs, same split and seed as the comparison):
   The plain loop in float32 is slowed by subnormal moments (m of rows absent
   for hundreds of steps decays below float32's smallest normal, and x86 runs
   subnormal arithmetic in microcode), which the catch-up never computes;
+- ``catch-up tables``: the NumPy/Numba work per epoch before dense ``adam``'s
+  kernel runs (:func:`npmf.sgd._catchup_kernels.catch_up_state`);
 - ``dense Adam update``: Keras' Adam applied to all (M + N)k factors once per
   minibatch, the part that makes ``adam`` O((M + N)k) per step. Also timed with
   the same arithmetic in float32, which halves the bytes and doubles the SIMD
@@ -36,7 +38,7 @@ import numpy as np
 from machine import describe, markdown
 
 import npmf
-from npmf.sgd import _kernels, optimizers
+from npmf.sgd import _catchup_kernels, _kernels, optimizers
 
 
 @numba.njit(cache=True)
@@ -98,6 +100,11 @@ def profile(seed=0, batch_size=32, repeats=20):
                 _kernels.epoch_numba, u, i, rd, perm, batch_size, 0.0, *state, alphas, adam, dense_loop=dense_loop
             )
             out[f"adam epoch kernel, {form}, {np.dtype(dtype).name}"] = _median_seconds(epoch, repeats)
+
+    # The catch-up's per-epoch tables (B_n from this epoch's step sizes; Q, P1, P2, thr are kept across epochs).
+    out["catch-up tables per epoch (catch_up_state)"] = _median_seconds(
+        lambda: _catchup_kernels.catch_up_state(alphas, model._config(optimizer="adam")), repeats
+    )
 
     size = params[0].size + params[1].size
     out[f"dense Adam update alone, float64 ({size} factors x {n_batches} steps)"] = _time_dense(

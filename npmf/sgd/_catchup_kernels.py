@@ -2,23 +2,21 @@
 
 The closed form is :func:`npmf.sgd._formulas.catch_up_row`, its NumPy twin
 :func:`npmf.sgd.catchup.catch_up`; ``docs/derivation.md`` (section 8) derives
-it. The serial kernel (:func:`npmf.sgd._kernels._dense_epoch`) keeps a row's
-parameters and moments in separate 2-D arrays and catches rows up itself; the
-block kernel (:mod:`npmf.sgd._block_kernels`) keeps one record per row and
-uses :func:`catch_up_record` here. Both mark each row with the step it was last stepped.
+it. The serial kernel (:mod:`npmf.sgd._dense_kernels`) and the block kernel
+(:mod:`npmf.sgd._block_kernels`) both keep one record per row; the block
+kernel uses :func:`catch_up_record` here. Both mark each row with the step it was last stepped.
 """
 
 import numba
 import numpy as np
 
-from ._formulas import catch_up_elements, catch_up_row, catch_up_terms
+from ._formulas import catch_up_row
 from .catchup import catch_up_tables
 
 __all__ = [
     "backward_table_numba",
     "catch_up_state",
     "NO_CATCH_UP",
-    "catch_up_rows",
     "catch_up_record",
     "flush_records",
 ]
@@ -70,25 +68,6 @@ NO_CATCH_UP = (
     0.0,
     0.0,
 )
-
-
-@_inline
-def catch_up_rows(W, mW, vW, bu, mbu, vbu, x, last, c, fit_bias, G, B, Q, P1, P2, thr, alphas64, d1, d2, eps64):
-    """Bring row ``x`` of ``W`` (and of ``bu`` if ``fit_bias``), last stepped after step ``last``, up to step ``c``.
-
-    The serial kernel's catch-up (:func:`npmf.sgd._kernels._dense_epoch`): parameters and moments in separate
-    2-D arrays. The stretch's series terms are computed once for the factors and the bias.
-    """
-    s = c - last
-    if s > 0:
-        s_ = min(s, Q.shape[0] - 1)
-        catch_up_terms(G, B, Q, last, s_)
-        limits, p1, p2 = thr[s_], P1[s], P2[s]
-        catch_up_elements(W, 0, mW, 0, vW, 0, x, W.shape[1], last, s, s_, G, B, Q, limits, p1, p2, alphas64, d1, d2,
-                          eps64)  # fmt: skip
-        if fit_bias:
-            catch_up_elements(bu, 0, mbu, 0, vbu, 0, x, 1, last, s, s_, G, B, Q, limits, p1, p2, alphas64, d1, d2,
-                              eps64)  # fmt: skip
 
 
 @_inline

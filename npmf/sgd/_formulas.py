@@ -35,6 +35,7 @@ __all__ = [
     "factor_gradient",
     "bias_gradient",
     "adam_scalar",
+    "adam_scalar_root",
     "sgd_scalar",
     "catch_up_terms",
     "horner",
@@ -127,10 +128,22 @@ def adam_scalar(p, g, m, v, alpha, c1, c2, eps):
     Values in, values out: the caller stores them wherever its layout keeps
     them (separate arrays or one record), which lets the dense loop vectorise.
     """
+    p, m, v, _ = adam_scalar_root(p, g, m, v, alpha, c1, c2, eps)
+    return p, m, v
+
+
+@_inline
+def adam_scalar_root(p, g, m, v, alpha, c1, c2, eps):
+    """:func:`adam_scalar`, returning also the :math:`\\sqrt v` it divides by: ``(p, m, v, sqrt(v))``.
+
+    The dense kernel keeps that root for the row's catch-up
+    (:mod:`npmf.sgd._dense_kernels`), which then takes none.
+    """
     m = m + (g - m) * c1
     v = v + (g * g - v) * c2
-    p = p - (m * alpha) / (np.sqrt(v) + eps)
-    return p, m, v
+    root = np.sqrt(v)
+    p = p - (m * alpha) / (root + eps)
+    return p, m, v, root
 
 
 @_inline

@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 from . import _rating_kernels
-from ._catchup_kernels import catch_up_rows, catch_up_state
+from ._dense_kernels import dense_epoch_numba
 from ._formulas import (
     adam_scalar,
     bias_gradient,
@@ -42,7 +42,8 @@ _ADAM, _LAZY, _SGD = (OPTIMIZER_CODES[name] for name in ("adam", "lazy_adam", "s
 # Up to this many model rows (M + N) per rating of a batch, dense Adam in the serial kernel runs the plain loop over
 # all parameters (the reference's own arithmetic) instead of the catch-up, the same algorithm to rounding. The loop
 # costs ~2 ns per parameter and step, the catch-up ~60 ns per row a batch touches plus the lazy epoch's work: they
-# cross near 20 rows per rating at k = 3. The Keras recipe has 82 (2,625 rows, batch 32; benchmarks/keras_bounds.py).
+# crossed near 20 rows per rating at k = 3. The Keras recipe has 82 (2,625 rows, batch 32; benchmarks/keras_bounds.py).
+# Since the record-layout kernel (npmf.sgd._dense_kernels) the catch-up costs ~25 ns per row; not re-tuned since.
 DENSE_LOOP_ROWS = 16
 
 # The epoch kernels run without Numba's reference counting (``_nrt=False``; they allocate nothing, the caller passes
@@ -214,65 +215,6 @@ def _loop_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH,
     return total
 
 
-@_jit
-def _dense_epoch(u, i, r, batch_size, mu, W, H, bu, bi, mW, mH, mbu, mbi, vW, vH, vbu, vbi, gW, gH, gbu, gbi, alphas,
-                 c1, c2, epsilon, reg, fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, rows_u, rows_i, stamp_u,
-                 stamp_i, G, nn):  # fmt: skip
-    """One epoch of dense ``adam`` with the catch-up; otherwise as :func:`_epoch`.
-
-    Dense Adam steps only the rows in each batch: a row absent since its last
-    step is caught up (:func:`npmf.sgd._formulas.catch_up_row`) when a batch
-    first needs it, before its residual is taken, and every row at the end of
-    the epoch, so that the epoch leaves the state the plain dense loop leaves.
-    ``B, Q, P1, P2, thr`` are the epoch's tables
-    (:func:`npmf.sgd.catchup.catch_up_tables`), ``alphas64``, ``d1 = 1 - beta_1``,
-    ``d2 = 1 - beta_2`` and ``eps64`` their float64 scalars.
-    """
-    n = r.shape[0]
-    k = W.shape[1]
-    total = 0.0
-    n_batches = (n + batch_size - 1) // batch_size
-    for b in range(n_batches):
-        start = b * batch_size
-        stop = min(start + batch_size, n)
-        c = 2.0 / (stop - start)
-        nu = 0
-        ni = 0
-        for j in range(start, stop):
-            uu = u[j]
-            ii = i[j]
-            if stamp_u[uu] != b:
-                catch_up_rows(W, mW, vW, bu, mbu, vbu, uu, stamp_u[uu] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
-                              alphas64, d1, d2, eps64)  # fmt: skip
-                project_row(W, uu, k, nn and b > 0)  # non_negative: once after the catch-up equals per step (part 9)
-                nu = list_row(stamp_u, uu, b, rows_u, nu)
-            if stamp_i[ii] != b:
-                catch_up_rows(H, mH, vH, bi, mbi, vbi, ii, stamp_i[ii] + 1, b, fit_bias, G, B, Q, P1, P2, thr,
-                              alphas64, d1, d2, eps64)  # fmt: skip
-                project_row(H, ii, k, nn and b > 0)
-                ni = list_row(stamp_i, ii, b, rows_i, ni)
-            total += _rating(j, u, i, r, mu, W, H, bu, bi, gW, gH, gbu, gbi, k, c, reg)
-        alpha = alphas[b]
-        _adam_rows(W, gW, mW, vW, rows_u, nu, alpha, c1, c2, epsilon)
-        _adam_rows(H, gH, mH, vH, rows_i, ni, alpha, c1, c2, epsilon)
-        project_listed(W, rows_u, nu, k, nn)
-        project_listed(H, rows_i, ni, k, nn)
-        _zero_rows(gW, rows_u, nu)
-        _zero_rows(gH, rows_i, ni)
-        if fit_bias:
-            _adam_rows(bu, gbu, mbu, vbu, rows_u, nu, alpha, c1, c2, epsilon)
-            _adam_rows(bi, gbi, mbi, vbi, rows_i, ni, alpha, c1, c2, epsilon)
-        _zero_rows(gbu, rows_u, nu)
-        _zero_rows(gbi, rows_i, ni)
-    for x in range(W.shape[0]):
-        catch_up_rows(W, mW, vW, bu, mbu, vbu, x, stamp_u[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
-                      alphas64, d1, d2, eps64)  # fmt: skip
-    for x in range(H.shape[0]):
-        catch_up_rows(H, mH, vH, bi, mbi, vbi, x, stamp_i[x] + 1, n_batches, fit_bias, G, B, Q, P1, P2, thr,
-                      alphas64, d1, d2, eps64)  # fmt: skip
-    return total
-
-
 def _col(a):
     return a.reshape(-1, 1)
 
@@ -287,6 +229,10 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     catch-up (the same algorithm; faster for small models, :data:`DENSE_LOOP_ROWS`).
     """
     W, H, bu, bi = params
+    if config.optimizer == "adam" and not dense_loop:
+        total = dense_epoch_numba(u[perm], i[perm], r[perm], batch_size, mu, params, m, v, alphas, config)
+        project_factors(config, W, H)
+        return total
     if grads is None:
         grads = [np.zeros_like(p) for p in params]
     # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
@@ -306,10 +252,6 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     fit_bias, nn = bool(config.biases), bool(config.non_negative)
     if opt == _ADAM and dense_loop:
         total = _loop_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, *scratch, nn)
-    elif opt == _ADAM:
-        B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = catch_up_state(alphas, config)
-        total = _dense_epoch(*arrays, c1, c2, eps, float(config.reg), fit_bias, B, Q, P1, P2, thr, alphas64, d1, d2,
-                             eps64, *scratch, G, nn)  # fmt: skip
     else:
         total = _epoch(*arrays, opt, ft(config.learning_rate), c1, c2, eps, float(config.reg), fit_bias, *scratch, nn)
     project_factors(config, W, H)

@@ -36,6 +36,7 @@ Steps are counted within one epoch: a row's state "after ``c`` steps" is
 ``c = 0 .. n_steps``; ``alphas[c]`` is the step size of step ``c + 1``.
 """
 
+import functools
 import math
 import warnings
 
@@ -44,6 +45,8 @@ import numpy as np
 __all__ = [
     "SERIES_TERMS",
     "SERIES_RATIO",
+    "SHORT_TERMS",
+    "SHORT_RATIO",
     "WIDE_TERMS",
     "WIDE_RATIO",
     "WIDE_MAX_STEPS",
@@ -65,6 +68,11 @@ SERIES_RATIO = 0.01
 # WIDE_RATIO**WIDE_TERMS / (1 - WIDE_RATIO) = 2.6e-17 relative to F, is also below double rounding. The table of
 # its terms is n_steps x WIDE_TERMS float64, so an epoch of more steps than WIDE_MAX_STEPS (64 MB of table; batch 1 at
 # scale) keeps the narrow series alone and the exact loop for these elements.
+# Rows whose every element has eps / (beta_2^{s/2} x) within SHORT_RATIO take the series' first SHORT_TERMS terms
+# alone: SHORT_RATIO**SHORT_TERMS / (1 - SHORT_RATIO) = 1e-16, the narrow series' own bound. Most rows of the Keras
+# recipe qualify (sqrt(v) >= 1e-3 at eps = 1e-7), and the catch-up's latency is its Horner chain.
+SHORT_TERMS = 4
+SHORT_RATIO = 1e-4
 WIDE_TERMS = 32
 WIDE_RATIO = 0.3
 WIDE_MAX_STEPS = 2**18
@@ -126,29 +134,47 @@ def catch_up_tables(alphas, beta_1, beta_2, epsilon, backward=backward_table):
         :math:`q_n^{s}` for :math:`s \le L`.
     P1, P2 : ndarray (n_steps + 1,)
         :math:`\beta_1^s` and :math:`\beta_2^s`.
-    thr : ndarray (L + 1, 2)
+    thr : ndarray (L + 1, 3)
         The smallest :math:`x` at which the narrow series (column 0, its first
-        ``SERIES_TERMS`` terms) and the wide one (column 1, all ``T``) are used
-        for a stretch of :math:`s` steps (``inf`` where one never is).
+        ``SERIES_TERMS`` terms), the wide one (column 1, all ``T``) and the
+        short one (column 2, ``SHORT_TERMS`` terms, for a row whose elements
+        all reach it) are used for a stretch of :math:`s` steps (``inf`` where one never is).
     """
-    n_steps = len(alphas)
-    L = catch_up_horizon(beta_1, beta_2, n_steps)
+    B = backward(np.asarray(alphas, np.float64), _ratios(beta_1, beta_2, len(alphas)))
+    return (B, *_static_tables(beta_1, beta_2, epsilon, len(alphas)))
+
+
+def _ratios(beta_1, beta_2, n_steps):
     n = np.arange(WIDE_TERMS if n_steps <= WIDE_MAX_STEPS else SERIES_TERMS)
-    q = beta_1 * beta_2 ** (-(n + 1) / 2.0)
-    B = backward(np.asarray(alphas, np.float64), q)
+    return beta_1 * beta_2 ** (-(n + 1) / 2.0)
+
+
+@functools.lru_cache(maxsize=2)
+def _static_tables(beta_1, beta_2, epsilon, n_steps):
+    """The tables of :func:`catch_up_tables` that depend on no step size (``Q, P1, P2, thr``), kept across epochs.
+
+    Every epoch of a fit has the same ``n_steps`` (but perhaps the last), so an
+    epoch computes only its :math:`B_n`. Nothing writes these arrays.
+    """
+    L = catch_up_horizon(beta_1, beta_2, n_steps)
+    q = _ratios(beta_1, beta_2, n_steps)
     s = np.arange(L + 1)
     Q = q[None, :] ** s[:, None]
     steps = np.arange(n_steps + 1)
     P1, P2 = beta_1**steps, beta_2**steps
-    thr = np.full((L + 1, 2), np.inf)
-    for col, terms, ratio in ((0, SERIES_TERMS, SERIES_RATIO), (1, WIDE_TERMS, WIDE_RATIO)):
+    thr = np.full((L + 1, 3), np.inf)
+    for col, terms, ratio in (
+        (0, SERIES_TERMS, SERIES_RATIO),
+        (1, WIDE_TERMS, WIDE_RATIO),
+        (2, SHORT_TERMS, SHORT_RATIO),
+    ):
         if len(q) < terms or not q[terms - 1] < 1.0:
             continue  # the series of these terms diverges (or is not tabulated): the exact loop
         if epsilon > 0.0:
             thr[:, col] = epsilon / (ratio * np.sqrt(beta_2) ** s)
         else:
             thr[:, col] = 0.0  # eps = 0: one term, exact; only x = 0 falls back
-    return B, Q, P1, P2, thr
+    return Q, P1, P2, thr
 
 
 def _horner(G, y):
@@ -173,6 +199,14 @@ def catch_up(p, m, v, tau, s, tables, alphas, beta_1, beta_2, epsilon):
     G = B[tau] - Q[s_] * B[tau + s_]
     m0, v0 = m.astype(np.float64), v.astype(np.float64)
     x = np.sqrt(v0)
+    if thr[s_, 0] > 0 and np.all(x >= thr[s_, 0]):
+        # Every element takes the narrow series: the kernel's one loop over the row, short when all reach thr[s', 2].
+        inv = 1.0 / x
+        terms = SHORT_TERMS if np.all(x >= thr[s_, 2]) else SERIES_TERMS
+        p[...] = p - m0 * _horner(G[:terms], -epsilon * inv) * inv
+        m[...] = m0 * P1[s]
+        v[...] = v0 * P2[s]
+        return
     narrow = (x > 0) & (x >= thr[s_, 0]) & (m0 != 0)
     wide = (x > 0) & (x >= thr[s_, 1]) & (m0 != 0) & ~narrow
     for safe, terms in ((narrow, G[:SERIES_TERMS]), (wide, G)):

@@ -9,6 +9,7 @@ import pytest
 import npmf.sgd._kernels as kernels
 from npmf import MatrixFactorization
 from npmf.sgd._catchup_kernels import backward_table_numba
+from npmf.sgd._dense_kernels import catch_up_record_row
 from npmf.sgd._formulas import catch_up_row
 from npmf.sgd._kernels import epoch_numba
 from npmf.sgd.catchup import (
@@ -161,11 +162,42 @@ def test_catch_up_equals_the_dense_steps_and_its_twin(tau, s):
         np.testing.assert_allclose(x, y, rtol=1e-14, atol=1e-300)
 
 
+@numba.njit
+def _catch_up_record(X, width, tau, s, cu):
+    catch_up_record_row(X, 0, width, tau, tau + s, True, cu)
+
+
+@pytest.mark.parametrize("regime", ["short", "narrow", "mixed"])
+@pytest.mark.parametrize("tau, s", [(0, 1), (3, 17), (10, 600), (2500, 500)])
+def test_record_catch_up_equals_the_dense_steps_and_its_twin(regime, tau, s):
+    """The dense kernel's catch-up of one record (short or narrow series on the whole row, or per element)."""
+    alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
+    B, Q, P1, P2, thr = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
+    rng = np.random.default_rng(tau + s)
+    p, m = rng.normal(0, 0.3, 4), rng.normal(0, 1e-2, 4)
+    x = {"short": [1e-2, 3e-2, 2e-3, 5e-2], "narrow": [1e-2, 1e-4, 2e-3, 5e-2], "mixed": [1e-2, 1e-4, 1e-7, 0.0]}
+    v = np.array(x[regime]) ** 2
+    limits = thr[min(s, thr.shape[0] - 1)]
+    assert (np.sqrt(v).min() >= limits[2]) == (regime == "short")
+    assert (np.sqrt(v).min() >= limits[0]) == (regime != "mixed")
+    want = _dense_steps(p, m, v, alphas, tau, s)
+    twin = [a.copy() for a in (p, m, v)]
+    catch_up(*twin, tau, s, (B, Q, P1, P2, thr), alphas, 0.9, 0.999, 1e-7)
+    X = np.concatenate([p, m, v, np.zeros(4)])[None, :]
+    cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
+          alphas, 0.1, 0.001, 1e-7, 0.0)  # fmt: skip
+    _catch_up_record(X, 4, tau, s, cu)
+    got = X[0, :4], X[0, 4:8], X[0, 8:12]
+    for a, b, c in zip(got, twin, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-300)
+
+
 def test_row_states_take_every_form_of_the_catch_up():
     """The states above reach the narrow and the wide series and the exact loop (else the tests miss a branch)."""
     alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
     _, _, _, _, thr = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
-    assert thr.shape[1] == 2 and np.all(thr[:, 0] > thr[:, 1])
+    assert thr.shape[1] == 3 and np.all(thr[:, 2] > thr[:, 0]) and np.all(thr[:, 0] > thr[:, 1])
     for tau, s in [(0, 1), (10, 600)]:
         _, m, v = _row_states(tau + s)
         x, limits = np.sqrt(v)[m != 0], thr[min(s, thr.shape[0] - 1)]
@@ -230,3 +262,22 @@ def test_block_path_equals_its_sequential_twin(n_threads, batch_size, fit_bias):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
         assert total == pytest.approx(ref, rel=1e-12)
     assert not np.allclose(p1[0][1], params[0][1])  # a rare row, moved while absent
+
+
+@pytest.mark.parametrize("v0", [1e-4, 1e-16])  # the narrow series on the row; the exact loop per element
+def test_float32_records_drop_subnormal_moments(v0):
+    """A float32 row absent for hundreds of steps has its decayed m set to 0 (not a subnormal); float64 keeps it."""
+    alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
+    B, Q, P1, P2, thr = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
+    for dtype, tiny in ((np.float32, float(np.finfo(np.float32).tiny)), (np.float64, 0.0)):
+        p, m, v = np.full(4, 0.25), np.full(4, 1e-3), np.full(4, v0)
+        X = np.concatenate([p, m, v, np.zeros(4)]).astype(dtype)[None, :]
+        cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
+              alphas, 0.1, 0.001, 1e-7, tiny)  # fmt: skip
+        _catch_up_record(X, 4, 10, 800, cu)  # 0.9**800 * 1e-3 = 4e-40: subnormal in float32
+        want = _dense_steps(p, m, v, alphas, 10, 800)
+        np.testing.assert_allclose(X[0, :4], want[0], rtol=1e-12 if dtype == np.float64 else 1e-6)
+        if dtype == np.float32:
+            assert np.all(X[0, 4:8] == 0) and want[1][0] > 0
+        else:
+            np.testing.assert_allclose(X[0, 4:8], want[1], rtol=1e-12)
