@@ -46,9 +46,9 @@ from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
+from ._block_steps import AHEAD, _adam_rows, _scratch, _sgd_rows, lines_of, prefetch_row
 from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
 from ._formulas import (
-    adam_scalar,
     bias_gradient,
     factor_gradient,
     list_row,
@@ -72,8 +72,12 @@ BLOCK_MIN_RATINGS = 200_000
 # ML-100k gives Keras' curve step for step; the block order is another (equally valid) order of the same steps.
 DENSE_BLOCK_MIN_RATINGS = 500_000
 
-_jit = numba.njit(cache=True, error_model="numpy", nogil=True)
-_fast = numba.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "nsz"})
+# The per-block kernels run without Numba's reference counting (``_nrt=False``; they allocate nothing, the caller
+# passes the scratch, one set per thread slot): with it, every call of an inlined helper that branches (project_row,
+# list_row, the catch-up) increments and decrements the shared U, V arrays' reference counts atomically, a cache line
+# that both threads write.
+_nonrt = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+_fast = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False, fastmath={"reassoc", "nsz"})
 
 
 def use_blocks(config, n_ratings):
@@ -82,75 +86,62 @@ def use_blocks(config, n_ratings):
     return config.optimizer in BLOCK_OPTIMIZERS and n_ratings >= least
 
 
-@_jit
-def _step_rows(X, rows, n_rows, n_trained, s, lazy, alpha, lr, c1, c2, eps, nn):
-    """Apply the step to records ``rows[:n_rows]`` of ``X`` and clear their gradient segment.
+@_fast
+def _block_sgd(u, i, r, start, stop, batch0, U, V, mu, fit_bias, lr, reg, tmp, nn):
+    """Train one (shuffled) block with plain SGD, one rating per step, in place; returns its loss terms' sum.
 
-    Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``,
-    ``v`` at ``3s``. The steps are the serial kernel's,
-    :func:`npmf.sgd._formulas.adam_scalar` and :func:`npmf.sgd._formulas.sgd_scalar`;
-    with ``nn`` (``non_negative``) the factors (not the bias, slot ``s - 1``) are then projected.
+    No gradient accumulator: each rating's step is applied at once. The residual, loss term and gradients
+    are :mod:`npmf.sgd._formulas`' (the serial kernel's), on the records (bias in slot ``k``).
+    ``nn`` (``non_negative``) projects the factors stepped, and a row as it is read (docs/derivation.md, 9).
     """
-    zero = X[0, 0] * 0
-    for a in range(n_rows):
-        x = rows[a]
-        for f in range(n_trained):
-            g = X[x, s + f]
-            if lazy:
-                p, m, v = adam_scalar(X[x, f], g, X[x, 2 * s + f], X[x, 3 * s + f], alpha, c1, c2, eps)
-                X[x, 2 * s + f] = m
-                X[x, 3 * s + f] = v
-                X[x, f] = p
-            else:
-                X[x, f] = sgd_scalar(X[x, f], g, lr)
-        project_row(X, x, s - 1, nn)
-        for f in range(s):
-            X[x, s + f] = zero
+    k = U.shape[1] - 1
+    zero = U[0, 0] * 0
+    total = 0.0
+    tmp[0] = 2.0
+    c = tmp[0]
+    lines = lines_of(U, U.shape[1])
+    for j in range(start, stop):
+        x = u[j]
+        y = i[j]
+        if j + AHEAD < stop:
+            prefetch_row(U, u[j + AHEAD], 0, lines)
+            prefetch_row(V, i[j + AHEAD], 0, lines)
+        project_row(U, x, k, nn and batch0 + j > start)
+        project_row(V, y, k, nn and batch0 + j > start)
+        e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
+        total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
+        for f in range(k):
+            wf, hf = U[x, f], V[y, f]
+            U[x, f] = sgd_scalar(wf, c * factor_gradient(e, hf, reg, wf), lr)
+            V[y, f] = sgd_scalar(hf, c * factor_gradient(e, wf, reg, hf), lr)
+        project_row(U, x, k, nn)
+        project_row(V, y, k, nn)
+        if fit_bias:
+            U[x, k] = sgd_scalar(U[x, k], c * bias_gradient(e, reg, U[x, k]), lr)
+            V[y, k] = sgd_scalar(V[y, k], c * bias_gradient(e, reg, V[y, k]), lr)
+    return total
 
 
 @_fast
-def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-           lr, c1, c2, eps, reg, tmp, cu, nn):  # fmt: skip
-    """Shuffle and train one block; returns the sum of its ratings' loss terms.
+def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
+           lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh, G):  # fmt: skip
+    """Train one (shuffled) block in minibatches of ``bs``, in place; returns the sum of its ratings' loss terms.
 
     The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
     serial kernel's), on the records: bias in slot ``k``, gradient segment at
     ``s``. The loss's squared norms are summed from ``zero``, in the records'
     dtype, so that under fastmath LLVM vectorises that sum. Dense Adam's ``cu`` (else empty) catches rows up.
     ``nn`` (``non_negative``) projects the factors stepped, and a row as it is read (docs/derivation.md, 9).
+    ``rows_u``, ``rows_i`` (``bs`` each), ``gw``, ``gh`` (``k + 1``) and ``G`` are the thread slot's scratch,
+    allocated once per fit, so that this kernel allocates nothing and runs without reference counting.
     """
-    _shuffle(u, i, r, start, stop, seed)
-    k = U.shape[1] // (4 if lazy else (2 if bs > 1 else 1)) - 1
+    k = U.shape[1] // (4 if lazy else 2) - 1
     s = k + 1
     n_trained = s if fit_bias else k
     zero = U[0, 0] * 0
     total = 0.0
-    if bs == 1 and not lazy:
-        # Plain SGD, one rating per step: update in place, no accumulator.
-        tmp[0] = 2.0
-        c = tmp[0]
-        for j in range(start, stop):
-            x = u[j]
-            y = i[j]
-            project_row(U, x, k, nn and batch0 + j > start)
-            project_row(V, y, k, nn and batch0 + j > start)
-            e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
-            total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
-            for f in range(k):
-                wf, hf = U[x, f], V[y, f]
-                U[x, f] = sgd_scalar(wf, c * factor_gradient(e, hf, reg, wf), lr)
-                V[y, f] = sgd_scalar(hf, c * factor_gradient(e, wf, reg, hf), lr)
-            project_row(U, x, k, nn)
-            project_row(V, y, k, nn)
-            if fit_bias:
-                U[x, k] = sgd_scalar(U[x, k], c * bias_gradient(e, reg, U[x, k]), lr)
-                V[y, k] = sgd_scalar(V[y, k], c * bias_gradient(e, reg, V[y, k]), lr)
-        return total
-    rows_u = np.empty(bs, np.int64)
-    gw = np.empty(s, U.dtype)
-    gh = np.empty(s, U.dtype)
-    rows_i = np.empty(bs, np.int64)
-    dense, G = cu[0].shape[1] > 0, np.empty(cu[0].shape[1] + 1)
+    dense = cu[0].shape[1] > 0
+    lines = lines_of(U, U.shape[1])  # the whole record: the catch-up and the step read m, v too
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
         hi = min(lo + bs, stop)
@@ -162,6 +153,9 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
+            if j + AHEAD < stop:
+                prefetch_row(U, u[j + AHEAD], 0, lines)
+                prefetch_row(V, i[j + AHEAD], 0, lines)
             if dense and stamp_u[x] != tag:
                 catch_up_record(U, x, stamp_u, tag0, batch0 + b, n_trained, s, cu, G)
             nu = list_row(stamp_u, x, tag, rows_u, nu)
@@ -184,15 +178,18 @@ def _block(u, i, r, start, stop, seed, tag0, batch0, U, V, stamp_u, stamp_i, alp
             if fit_bias:
                 U[x, s + k] += c * bias_gradient(e, reg, U[x, k])
                 V[y, s + k] += c * bias_gradient(e, reg, V[y, k])
-        alpha = alphas[batch0 + b] if lazy else alphas[0]  # SGD gets no step sizes
-        _step_rows(U, rows_u, nu, n_trained, s, lazy, alpha, lr, c1, c2, eps, nn)
-        _step_rows(V, rows_i, ni, n_trained, s, lazy, alpha, lr, c1, c2, eps, nn)
+        if lazy:
+            _adam_rows(U, rows_u, nu, n_trained, s, alphas[batch0 + b], c1, c2, eps, nn)
+            _adam_rows(V, rows_i, ni, n_trained, s, alphas[batch0 + b], c1, c2, eps, nn)
+        else:  # SGD gets no step sizes
+            _sgd_rows(U, rows_u, nu, n_trained, s, lr, nn)
+            _sgd_rows(V, rows_i, ni, n_trained, s, lr, nn)
     return total
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
-                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, threads, cu, nn):  # fmt: skip
+                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, threads, cu, nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
     Slot ``t`` of sub-epoch ``s`` trains blocks ``s P + plan[s, c]`` for ``c`` in
@@ -200,18 +197,26 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
     the slots by their number of ratings); ``prange`` gives each slot one thread.
     Which thread trains a block changes no result, since the blocks of a
     sub-epoch share no row and ``totals`` is summed in schedule order.
-    ``threads[b]`` records which thread took block ``b``.
+    ``threads[b]`` records which thread took block ``b``. Each block is shuffled
+    (:func:`npmf.sgd._block_data._shuffle`) just before it is trained, by
+    :func:`_block_sgd` (``bs == 1`` plain SGD) or :func:`_block`, with slot ``t``'s
+    scratch (:func:`_scratch`).
     """
     T = bounds.shape[1] - 1
     for s in range(P):
         for t in prange(T):
+            tmp, rows_u, rows_i, gw, gh, G = tmps[t], rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1], Gs[t]
             for c in range(bounds[s, t], bounds[s, t + 1]):
-                p = plan[s, c]
-                b = s * P + p
+                b = s * P + plan[s, c]
                 threads[b] = numba.get_thread_id()
-                totals[b] = _block(u, i, r, offsets[b], offsets[b + 1], seeds[b], tag0, first[b], U, V, stamp_u,
-                                   stamp_i, alphas, mu, bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmps[p],
-                                   cu, nn)  # fmt: skip
+                start, stop = offsets[b], offsets[b + 1]
+                _shuffle(u, i, r, start, stop, seeds[b])
+                if bs == 1 and not lazy:
+                    totals[b] = _block_sgd(u, i, r, start, stop, first[b], U, V, mu, fit_bias, lr, reg, tmp, nn)
+                else:
+                    totals[b] = _block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, alphas, mu, bs,
+                                       lazy, fit_bias, lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh,
+                                       G)  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -286,6 +291,7 @@ class BlockEpochs:
         self.stamp_u = np.full(self.n_users, -1, np.int64)
         self.stamp_i = np.full(self.n_items, -1, np.int64)
         self.threads = np.full(self.P * self.P, -1, np.int64)  # who trained each block in the last epoch
+        self._scratch = None  # the thread slots' scratch, allocated by the first epoch (_scratch)
         return self.u, self.i
 
     def _pack(self, params, m, v):
@@ -362,7 +368,9 @@ class BlockEpochs:
         alphas64 = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2)
         alphas, cu = alphas64.astype(self.dtype), catch_up_state(alphas64, c) if self.dense else NO_CATCH_UP
         totals = np.zeros(self.P * self.P)
-        tmps = np.zeros((self.P, 1), self.dtype)
+        if self._scratch is None or self._scratch[3].shape[1] != cu[0].shape[1] + 1:
+            s = self.records[0].shape[1] // self.segments
+            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1])
         with numba_threads(c.n_threads):
             # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
             # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
@@ -372,10 +380,11 @@ class BlockEpochs:
                     *self.records,
                     self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
-                    dt(c.reg), totals, tmps, self.threads, cu, bool(c.non_negative),
+                    dt(c.reg), totals, *self._scratch, self.threads, cu, bool(c.non_negative),
                 )  # fmt: skip
-        if self.dense:
-            flush_records(self.records, (self.stamp_u, self.stamp_i), int(t0), self.n_batches, c.biases, cu)
+            if self.dense:  # every row up to the epoch's end, on the threads
+                stamps = (self.stamp_u, self.stamp_i)
+                flush_records(self.records, stamps, int(t0), self.n_batches, c.biases, cu, self._scratch[3])
         if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
             for X in self.records:
                 project_rows(X[:, : X.shape[1] // self.segments - 1])

@@ -84,20 +84,33 @@ def catch_up_record(X, x, stamp, tag0, c, n_trained, s, cu, G):
                      eps64)  # fmt: skip
 
 
-@_jit
-def _flush_records(X, stamp, tag0, n_steps, n_trained, s, cu):
-    G = np.empty(cu[0].shape[1] + 1)
-    for x in range(X.shape[0]):
+@numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+def _flush_range(X, lo, hi, stamp, tag0, n_steps, n_trained, s, cu, G):
+    """:func:`catch_up_record` on records ``lo:hi`` of ``X``; allocates nothing, so runs without reference counting."""
+    for x in range(lo, hi):
         catch_up_record(X, x, stamp, tag0, n_steps, n_trained, s, cu, G)
 
 
-def flush_records(records, stamps, tag0, n_steps, biases, cu):
+@numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+def _flush_records(X, stamp, tag0, n_steps, n_trained, s, cu, Gs):
+    """The records in ``len(Gs)`` contiguous ranges, one per thread (``Gs[t]`` its scratch); rows are independent."""
+    T = Gs.shape[0]
+    n = X.shape[0]
+    for t in numba.prange(T):
+        _flush_range(X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, n_trained, s, cu, Gs[t])
+
+
+def flush_records(records, stamps, tag0, n_steps, biases, cu, Gs=None):
     """Catch every record of the block kernel's ``records`` (users, items) up to the end of the epoch.
 
     Records have four segments of ``s = k + 1`` (parameters, gradient, ``m``,
     ``v``); ``stamps`` the global step each row was last stepped, ``tag0`` the
-    epoch's first, ``n_steps`` the epoch's number of steps.
+    epoch's first, ``n_steps`` the epoch's number of steps. ``Gs`` (float64, one row of
+    ``cu[0].shape[1] + 1`` per thread) is the scratch; the rows are split among its rows' threads
+    (run it under :func:`npmf.core.threads.numba_threads`). Which thread catches a row up changes no result.
     """
     s = records[0].shape[1] // 4
+    if Gs is None:
+        Gs = np.empty((1, cu[0].shape[1] + 1))
     for X, stamp in zip(records, stamps, strict=True):
-        _flush_records(X, stamp, tag0, n_steps, s if biases else s - 1, s, cu)
+        _flush_records(X, stamp, tag0, n_steps, s if biases else s - 1, s, cu, Gs)
