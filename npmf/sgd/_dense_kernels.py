@@ -15,6 +15,8 @@ kernel copies the model's separate arrays into one record per row,
   root: the same value, so the same bits in float64;
 * a row whose elements all have :math:`\\epsilon / x \\le 10^{-4}` takes the series'
   first 4 terms, not 8 (:data:`npmf.sgd.catchup.SHORT_TERMS`, the same bound);
+* float32 records take that series in float32 arithmetic (float32's rounding
+  is far above its truncation), with no float32 subnormal as an operand;
 * a batch catches all its rows up before it takes any residual, so the
   catch-ups, independent of each other, overlap instead of waiting on them;
 * the batch's gradients go to one slot per distinct row of the batch (as in
@@ -52,7 +54,7 @@ from ._formulas import (
 )
 from .catchup import SERIES_TERMS, SHORT_TERMS
 
-__all__ = ["dense_epoch", "dense_epoch_numba", "pack"]
+__all__ = ["dense_epoch", "dense_epoch_numba", "pack", "record_state"]
 
 # Without reference counting (see npmf.sgd._kernels): the kernel allocates nothing, the caller passes the scratch.
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
@@ -86,7 +88,7 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
     element takes its own form (:func:`npmf.sgd._formulas.catch_up_elements`).
     ``cu`` is :func:`dense_epoch`'s.
     """
-    G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny = cu
+    G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny, Gx, P1x, P2x, epsx, onex, tinyx = cu
     s = c - last
     if s <= 0:
         return
@@ -96,7 +98,7 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
     short = thr[s_, 2]
     if fresh:
         for f in range(width):
-            X[x, 3 * n + f] = np.sqrt(np.float64(X[x, 2 * n + f]))
+            X[x, 3 * n + f] = np.sqrt(X[x, 2 * n + f])  # correctly rounded in either dtype
     narrow = lim > 0.0
     few = True
     for f in range(width):
@@ -104,9 +106,9 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
         narrow = narrow & (xf >= lim)
         few = few & (xf >= short)
     if narrow and few:
-        _narrow(X, x, n, width, last, s_, SHORT_TERMS, G, Bn, Qn, P1[s], P2[s], eps64, tiny)
+        _narrow(X, x, n, width, last, s_, SHORT_TERMS, G, Gx, Bn, Qn, P1x[s], P2x[s], epsx, onex, tinyx)
     elif narrow:
-        _narrow(X, x, n, width, last, s_, SERIES_TERMS, G, Bn, Qn, P1[s], P2[s], eps64, tiny)
+        _narrow(X, x, n, width, last, s_, SERIES_TERMS, G, Gx, Bn, Qn, P1x[s], P2x[s], epsx, onex, tinyx)
     else:
         catch_up_terms(G, B, Q, last, s_)
         catch_up_elements(X, 0, X, n, X, 2 * n, x, width, last, s, s_, G, B, Q, thr[s_], P1[s], P2[s], alphas64, d1,
@@ -117,22 +119,24 @@ def catch_up_record_row(X, x, width, last, c, fresh, cu):
 
 
 @_inline
-def _narrow(X, x, n, width, tau, s_, terms, G, Bn, Qn, p1, p2, eps64, tiny):
+def _narrow(X, x, n, width, tau, s_, terms, G, Gx, Bn, Qn, p1, p2, eps, one, tiny):
     """The narrow series' first ``terms`` terms on every element of record ``x``: one loop, no branch, no root.
 
-    ``x = sqrt v`` is the one the row's last step kept; ``p1, p2`` are :math:`\\beta_1^s, \\beta_2^s`.
+    ``x = sqrt v`` is the one the row's last step kept; ``p1, p2`` are :math:`\\beta_1^s, \\beta_2^s`. The terms
+    ``G`` are formed in float64 (a difference that cancels) and rounded into ``Gx``; the rest is in the records'
+    dtype (:func:`record_state`): float32 records take float32 arithmetic, float64 ones the same float64 as before.
     Moments that decay below ``tiny`` (float32's smallest normal for float32 records, else 0) are set to zero:
     a row absent for ~800 steps has float32-subnormal ``m``, on which x86 computes in microcode (slower by
     ~100 times), while its moves are below 1e-30 of the parameter's.
     """
     for t in range(terms):
-        G[t] = Bn[tau, t] - Qn[s_, t] * Bn[tau + s_, t]
+        Gx[t] = Bn[tau, t] - Qn[s_, t] * Bn[tau + s_, t]  # in float64 (the difference cancels), then X's dtype
     for f in range(width):
-        inv = 1.0 / np.float64(X[x, 3 * n + f])
-        m0 = np.float64(X[x, n + f])
-        X[x, f] = np.float64(X[x, f]) - m0 * horner(G, terms, -eps64 * inv) * inv
+        inv = one / X[x, 3 * n + f]
+        m0 = X[x, n + f]
+        X[x, f] = X[x, f] - m0 * horner(Gx, terms, -eps * inv) * inv
         m1 = m0 * p1
-        v1 = np.float64(X[x, 2 * n + f]) * p2
+        v1 = X[x, 2 * n + f] * p2
         X[x, n + f] = m1 * (abs(m1) >= tiny)
         X[x, 2 * n + f] = v1 * (v1 >= tiny)
 
@@ -170,9 +174,8 @@ def dense_epoch(u, i, r, bs, mu, U, I, gu, gi, rows_u, rows_i, stamp_u, stamp_i,
     Ratings come in visiting order. ``width`` is ``k + 1`` with biases, else
     ``k`` (the bias slot is then read but never moved). ``stamp_*`` start at
     -1 and then hold the batch that last listed each row. ``cu`` is the
-    catch-up's ``(G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64)``:
-    :func:`npmf.sgd._catchup_kernels.catch_up_state`, with ``Bn, Qn`` the
-    narrow series' columns of ``B, Q`` (a table a quarter the size, which stays in cache).
+    catch-up's state, :func:`record_state`; its ``Bn, Qn``, the narrow series'
+    columns of ``B, Q``, are a table a quarter the size, which stays in cache.
     """
     n = r.shape[0]
     k = U.shape[1] // 4 - 1
@@ -225,6 +228,24 @@ def _flush(X, stamp, width, n_steps, cu):
         catch_up_record_row(X, x, width, stamp[x] + 1, n_steps, stamp[x] < 0, cu)
 
 
+def record_state(B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64, dtype):
+    """:func:`dense_epoch`'s ``cu``: :func:`npmf.sgd._catchup_kernels.catch_up_state`'s, for records of ``dtype``.
+
+    Adds the narrow series' columns of ``B, Q``; ``tiny``, the smallest moment a
+    record keeps (float32's smallest normal, else 0); and what the narrow series
+    computes in the records' dtype (float32 arithmetic for float32 records, the
+    same float64 for float64 ones): a scratch for its terms, :math:`\\beta_1^s,
+    \\beta_2^s` with those below ``tiny`` zero (float32's :math:`0.9^{830}` would
+    be a subnormal operand), :math:`\\epsilon`, 1 and ``tiny``.
+    """
+    ft = np.dtype(dtype).type
+    tiny = float(np.finfo(dtype).tiny) if dtype == np.float32 else 0.0
+    narrow = np.ascontiguousarray(B[:, :SERIES_TERMS]), np.ascontiguousarray(Q[:, :SERIES_TERMS])
+    in_dtype = [np.where(P >= tiny, P, 0.0).astype(dtype) for P in (P1, P2)]
+    return (G, *narrow, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny, np.empty(SERIES_TERMS, dtype), *in_dtype,
+            ft(eps64), ft(1.0), ft(tiny))  # fmt: skip
+
+
 def dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config):
     """Dense ``adam``'s epoch in place on the model's arrays ``params, m, v``, ratings in visiting order.
 
@@ -243,10 +264,7 @@ def dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config):
         np.empty(len(W), np.int64), np.empty(len(H), np.int64),
     )  # fmt: skip
     width = k + 1 if config.biases else k
-    B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64 = catch_up_state(alphas, config)
-    narrow = np.ascontiguousarray(B[:, :SERIES_TERMS]), np.ascontiguousarray(Q[:, :SERIES_TERMS])
-    tiny = float(np.finfo(W.dtype).tiny) if W.dtype == np.float32 else 0.0
-    cu = (G, *narrow, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny)
+    cu = record_state(*catch_up_state(alphas, config), W.dtype)
     total = dense_epoch(
         u, i, r, int(batch_size), float(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
         ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), float(config.reg), width,

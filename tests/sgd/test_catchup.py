@@ -9,7 +9,7 @@ import pytest
 import npmf.sgd._kernels as kernels
 from npmf import MatrixFactorization
 from npmf.sgd._catchup_kernels import backward_table_numba
-from npmf.sgd._dense_kernels import catch_up_record_row
+from npmf.sgd._dense_kernels import catch_up_record_row, record_state
 from npmf.sgd._formulas import catch_up_row
 from npmf.sgd._kernels import epoch_numba
 from npmf.sgd.catchup import (
@@ -184,8 +184,7 @@ def test_record_catch_up_equals_the_dense_steps_and_its_twin(regime, tau, s):
     twin = [a.copy() for a in (p, m, v)]
     catch_up(*twin, tau, s, (B, Q, P1, P2, thr), alphas, 0.9, 0.999, 1e-7)
     X = np.concatenate([p, m, v, np.zeros(4)])[None, :]
-    cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
-          alphas, 0.1, 0.001, 1e-7, 0.0)  # fmt: skip
+    cu = record_state(B, Q, P1, P2, thr, np.empty(B.shape[1] + 1), alphas, 0.1, 0.001, 1e-7, np.float64)
     _catch_up_record(X, 4, tau, s, cu)
     got = X[0, :4], X[0, 4:8], X[0, 8:12]
     for a, b, c in zip(got, twin, want, strict=True):
@@ -272,8 +271,8 @@ def test_float32_records_drop_subnormal_moments(v0):
     for dtype, tiny in ((np.float32, float(np.finfo(np.float32).tiny)), (np.float64, 0.0)):
         p, m, v = np.full(4, 0.25), np.full(4, 1e-3), np.full(4, v0)
         X = np.concatenate([p, m, v, np.zeros(4)]).astype(dtype)[None, :]
-        cu = (np.empty(B.shape[1] + 1), B[:, :SERIES_TERMS].copy(), Q[:, :SERIES_TERMS].copy(), B, Q, P1, P2, thr,
-              alphas, 0.1, 0.001, 1e-7, tiny)  # fmt: skip
+        cu = record_state(B, Q, P1, P2, thr, np.empty(B.shape[1] + 1), alphas, 0.1, 0.001, 1e-7, dtype)
+        assert cu[12] == tiny
         _catch_up_record(X, 4, 10, 800, cu)  # 0.9**800 * 1e-3 = 4e-40: subnormal in float32
         want = _dense_steps(p, m, v, alphas, 10, 800)
         np.testing.assert_allclose(X[0, :4], want[0], rtol=1e-12 if dtype == np.float64 else 1e-6)
@@ -281,3 +280,26 @@ def test_float32_records_drop_subnormal_moments(v0):
             assert np.all(X[0, 4:8] == 0) and want[1][0] > 0
         else:
             np.testing.assert_allclose(X[0, 4:8], want[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("regime", ["short", "narrow"])
+@pytest.mark.parametrize("tau, s", [(3, 17), (10, 600), (5, 900)])
+def test_float32_record_catch_up_in_float32(regime, tau, s):
+    """A float32 record's series in float32 arithmetic: the dense steps (float64) to float32's rounding, and no
+    subnormal operand (beta_1^s below float32's smallest normal is zero in the table)."""
+    alphas = adam_step_sizes(40, 3000, 0.01, 0.9, 0.999)
+    tables = catch_up_tables(alphas, 0.9, 0.999, 1e-7)
+    cu = record_state(*tables, np.empty(tables[0].shape[1] + 1), alphas, 0.1, 0.001, 1e-7, np.float32)
+    tiny = np.finfo(np.float32).tiny
+    for P in cu[-5:-3]:
+        assert P.dtype == np.float32 and not np.any((P > 0) & (P < tiny))
+    assert isinstance(cu[-3], np.float32) and cu[-5][900] == 0 and tables[2][900] > 0  # 0.9**900 = 5e-42
+    rng = np.random.default_rng(tau + s)
+    p, m = rng.normal(0, 0.3, 4), rng.normal(0, 1e-2, 4)
+    v = np.array({"short": [1e-2, 3e-2, 2e-3, 5e-2], "narrow": [1e-2, 1e-4, 2e-3, 5e-2]}[regime]) ** 2
+    want = _dense_steps(p, m, v, alphas, tau, s)
+    X = np.concatenate([p, m, v, np.zeros(4)]).astype(np.float32)[None, :]
+    _catch_up_record(X, 4, tau, s, cu)
+    moved = np.abs(want[0] - p)
+    np.testing.assert_allclose(X[0, :4], want[0], rtol=0, atol=2e-6 * np.abs(p).max() + 1e-5 * moved.max())
+    np.testing.assert_allclose(X[0, 4:8], np.where(np.abs(want[1]) >= tiny, want[1], 0), rtol=1e-6, atol=0)
