@@ -286,9 +286,7 @@ class SerialEpochs:
         self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
         self.r0 = np.array(r, np.dtype(config.dtype))
         self.u, self.i, self.r = np.empty_like(self.u0), np.empty_like(self.i0), np.empty_like(self.r0)
-        self._kernel, self._args, self._alphas = _rating_kernels.prepare(
-            (self.u0, self.i0, self.r0, self.u, self.i, self.r), params, m, v, config
-        )
+        self._epoch = _rating_kernels.prepare((self.u0, self.i0, self.r0, self.u, self.i, self.r), params, m, v, config)
 
     def run(self, rng, mu, t0):
         """One epoch in place; returns ``(sum of loss terms, number of optimiser steps)``."""
@@ -318,13 +316,8 @@ class SerialEpochs:
         return total, self.n_batches
 
     def _run_specialised(self, seed, mu, t0):
-        mu = self.r0.dtype.type(mu)
         with np.errstate(over="ignore"):  # without JIT, SplitMix64's products wrap around in NumPy scalars
-            if self._kernel is _rating_kernels.sgd_per_rating:
-                data, scratch, rest = self._args
-                return self._kernel(*data, seed, *scratch, mu, *rest)
-            data, bs, arrays, rest = self._args
-            return self._kernel(*data, seed, *bs, mu, *arrays, self._alphas(t0), *rest)
+            return self._epoch(seed, mu, t0)
 
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""

@@ -306,23 +306,23 @@ def scratch(params, config):
 
 
 def prepare(data, params, m, v, config):
-    """``(kernel, arguments, step sizes)`` for one fit of :class:`npmf.sgd._kernels.SerialEpochs`.
+    """The epoch of one fit of :class:`npmf.sgd._kernels.SerialEpochs`: a function ``epoch(seed, mu, t0)``.
 
-    ``data`` is ``(u0, i0, r0, u, i, r)``; the arguments are the kernel's but
-    the seed, ``mu`` and the step sizes, grouped around them, with scalars in
-    the factors' dtype and the scratch (:func:`scratch`); the step sizes are
-    a callable of Adam's ``t0`` (:class:`npmf.sgd.optimizers.StepSizes`).
-    Built once per fit, so an epoch only calls the kernel.
+    ``data`` is ``(u0, i0, r0, u, i, r)``. The kernel's other arguments (scalars
+    in the factors' dtype, the scratch of :func:`scratch`) are built here once
+    per fit, so an epoch only calls the kernel; ``lazy_adam``'s step sizes come
+    from :class:`npmf.sgd.optimizers.StepSizes` at Adam's step count ``t0``.
     """
     c, (W, H, bu, bi), ft = config, params, np.dtype(config.dtype).type
     flags = (bool(c.biases), bool(c.non_negative))
     js, *rest = scratch(params, config)
     if c.optimizer == "sgd" and c.batch_size == 1:
         factors = (W, H, bu, bi, ft(c.learning_rate), ft(c.reg), flags[0], ft(2.0), flags[1])
-        return sgd_per_rating, (data, (js,), factors), None
+        return lambda seed, mu, t0: sgd_per_rating(*data, seed, js, ft(mu), *factors)
     lazy = c.optimizer == "lazy_adam"
     unused = np.zeros(1, c.dtype)  # SGD takes no step sizes
     alphas = StepSizes(c, -(-len(data[2]) // c.batch_size), c.dtype) if lazy else lambda t0: unused
     arrays = (W, H, bu, bi, *(a for q in range(4) for a in (m[q], v[q])))
     scalars = (lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2), ft(c.epsilon), ft(c.reg))
-    return batched, (data, (int(c.batch_size),), arrays, (*scalars, *flags, js, *rest)), alphas
+    bs = int(c.batch_size)
+    return lambda seed, mu, t0: batched(*data, seed, bs, ft(mu), *arrays, alphas(t0), *scalars, *flags, js, *rest)
