@@ -47,7 +47,8 @@ from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
 from ._block_steps import AHEAD, _adam_rows, _scratch, _sgd_rows, lines_of, prefetch_row
-from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
+from ._catchup_kernels import NO_CATCH_UP
+from ._dense_blocks import DenseBlocks
 from ._formulas import (
     bias_gradient,
     factor_gradient,
@@ -140,7 +141,6 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
     n_trained = s if fit_bias else k
     zero = U[0, 0] * 0
     total = 0.0
-    dense = cu[0].shape[1] > 0
     lines = lines_of(U, U.shape[1])  # the whole record: the catch-up and the step read m, v too
     for b in range((stop - start + bs - 1) // bs):
         lo = start + b * bs
@@ -156,11 +156,7 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
             if j + AHEAD < stop:
                 prefetch_row(U, u[j + AHEAD], 0, lines)
                 prefetch_row(V, i[j + AHEAD], 0, lines)
-            if dense and stamp_u[x] != tag:
-                catch_up_record(U, x, stamp_u, tag0, batch0 + b, n_trained, s, cu, G)
             nu = list_row(stamp_u, x, tag, rows_u, nu)
-            if dense and stamp_i[y] != tag:
-                catch_up_record(V, y, stamp_i, tag0, batch0 + b, n_trained, s, cu, G)
             ni = list_row(stamp_i, y, tag, rows_i, ni)
             project_row(U, x, k, nn and batch0 + b > 0)
             project_row(V, y, k, nn and batch0 + b > 0)
@@ -265,6 +261,8 @@ class BlockEpochs:
         self.lazy = config.optimizer in ("adam", "lazy_adam")  # Adam's moments live in the records
         self.dense = config.optimizer == "adam"
         self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
+        # Segments of m and v: lazy_adam's records are [p | g | m | v], dense adam's [p | m | v | sqrt v].
+        self._mv = (1, 2) if self.dense else (2, 3)
         self._pack(params, m, v)
         self.n_users, self.n_items = len(params[0]), len(params[1])
         self.n_ratings = len(u.keys if isinstance(u, Codes) else u)
@@ -292,6 +290,10 @@ class BlockEpochs:
         self.stamp_i = np.full(self.n_items, -1, np.int64)
         self.threads = np.full(self.P * self.P, -1, np.int64)  # who trained each block in the last epoch
         self._scratch = None  # the thread slots' scratch, allocated by the first epoch (_scratch)
+        if self.dense:
+            s = self.records[0].shape[1] // 4
+            T = self.bounds.shape[1] - 1
+            self._dense = DenseBlocks(T, self.config.batch_size, s, self.dtype, self.n_users, self.n_items)
         return self.u, self.i
 
     def _pack(self, params, m, v):
@@ -303,7 +305,7 @@ class BlockEpochs:
             X = np.zeros((params[side].shape[0], self.segments * s), self.dtype)
             X[:, :k], X[:, k] = params[side], params[side + 2]
             if self.lazy:
-                for state, seg in ((m, 2), (v, 3)):
+                for state, seg in zip((m, v), self._mv, strict=True):
                     X[:, seg * s : seg * s + k], X[:, seg * s + k] = state[side], state[side + 2]
             self.records.append(X)
         self._moments = None if self.lazy else (m, v)
@@ -330,6 +332,10 @@ class BlockEpochs:
         if not self.lazy:
             self.records = None
             return self._moments
+        if self.dense:  # [p | m | v | sqrt v]: the moments are copied out (the ratings are gone by now)
+            m, v = ([a.copy() for a in part] for part in self.moments())
+            self.records = self._dense = None
+            return m, v
         s = self.records[0].shape[1] // self.segments
         m, v = [None] * 4, [None] * 4
         for side in (0, 1):
@@ -349,8 +355,8 @@ class BlockEpochs:
         if not self.lazy:
             return self._moments
         s = self.records[0].shape[1] // self.segments
-        m = [X[:, 2 * s : 3 * s - 1] for X in self.records] + [X[:, 3 * s - 1] for X in self.records]
-        v = [X[:, 3 * s : 4 * s - 1] for X in self.records] + [X[:, 4 * s - 1] for X in self.records]
+        m, v = ([X[:, a * s : (a + 1) * s - 1] for X in self.records] + [X[:, (a + 1) * s - 1] for X in self.records]
+                for a in self._mv)  # fmt: skip
         return m, v
 
     def run(self, rng, mu, t0):
@@ -366,8 +372,15 @@ class BlockEpochs:
         # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
         n_alphas = self.n_batches if self.lazy else 1
         alphas64 = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2)
-        alphas, cu = alphas64.astype(self.dtype), catch_up_state(alphas64, c) if self.dense else NO_CATCH_UP
+        alphas, cu = alphas64.astype(self.dtype), NO_CATCH_UP
         totals = np.zeros(self.P * self.P)
+        if self.dense:  # its own kernels (npmf.sgd._dense_blocks), the end-of-epoch flush on the threads included
+            with numba_threads(c.n_threads), np.errstate(over="ignore"):
+                total = self._dense.run(self, seeds, t0, alphas64, mu, totals)
+            if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
+                for X in self.records:
+                    project_rows(X[:, : X.shape[1] // self.segments - 1])
+            return float(total), self.n_batches
         if self._scratch is None or self._scratch[3].shape[1] != cu[0].shape[1] + 1:
             s = self.records[0].shape[1] // self.segments
             self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1])
@@ -382,9 +395,6 @@ class BlockEpochs:
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
                     dt(c.reg), totals, *self._scratch, self.threads, cu, bool(c.non_negative),
                 )  # fmt: skip
-            if self.dense:  # every row up to the epoch's end, on the threads
-                stamps = (self.stamp_u, self.stamp_i)
-                flush_records(self.records, stamps, int(t0), self.n_batches, c.biases, cu, self._scratch[3])
         if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
             for X in self.records:
                 project_rows(X[:, : X.shape[1] // self.segments - 1])

@@ -1,0 +1,216 @@
+"""Block-scheduled dense ``adam`` (Keras' Adam with the catch-up) over the serial dense kernel's row records.
+
+:class:`npmf.sgd._block_kernels.BlockEpochs` runs dense ``adam`` with these
+kernels. A row's record is the serial kernel's (:mod:`npmf.sgd._dense_kernels`),
+``[w_0..w_{k-1}, b | m | v | sqrt v]``, so that the catch-up is that kernel's:
+
+* a row's elements, which share their stretch of absent steps and hence the
+  series' coefficients, are caught up by one branch-free loop over the record
+  (:func:`npmf.sgd._dense_kernels._narrow`), in the records' dtype (float32
+  arithmetic for float32), with the ``sqrt v`` each row's last step kept;
+* a row whose elements all reach the wide series' bound (rare rows in large
+  batches: their ``sqrt v`` is a few ``epsilon``) takes that series on the whole
+  row the same way (:func:`catch_up_row`), not element by element in float64;
+  only rows with an element below it (or ``v = 0``) go element by element
+  (:func:`npmf.sgd._dense_kernels.catch_up_record_row`);
+* a batch catches all its rows up before it takes any residual, so the
+  independent catch-ups overlap, and its gradients go to one slot per distinct
+  row of the batch in the thread's scratch, not to the records.
+
+The step is the serial kernel's (:func:`npmf.sgd._dense_kernels._adam_records`);
+residual, loss term and gradients are :mod:`npmf.sgd._formulas`'. Rows trained at
+once are in disjoint blocks and a row's catch-up depends only on its own state and
+the fixed step numbering, so any thread count gives the sequential twin's result
+(:func:`npmf.sgd.blocks.epoch_blocks_numpy`, the plain dense loop in block order).
+"""
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._block_data import _shuffle
+from ._block_steps import AHEAD, lines_of, prefetch_row
+from ._catchup_kernels import catch_up_state
+from ._dense_kernels import _adam_records, _list, _narrow, catch_up_record_row, record_state
+from ._formulas import bias_gradient, factor_gradient, loss_term, penalty, project_listed, project_row, residual
+from .catchup import SERIES_TERMS, WIDE_TERMS
+
+__all__ = ["DenseBlocks"]
+
+_inline = numba.njit(inline="always", error_model="numpy", nogil=True)
+# As the other block kernels: no reference counting, and fastmath so that LLVM vectorises the row loops.
+_fast = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False, fastmath={"reassoc", "nsz"})
+
+
+@_inline
+def catch_up_row(X, x, width, last, c, fresh, cu, Gw):
+    """Bring record ``x`` of ``X``, last stepped after epoch step ``last``, up to step ``c``.
+
+    :func:`npmf.sgd._dense_kernels.catch_up_record_row`, but a row whose elements all
+    take the wide series and not all the narrow one takes the wide series on the
+    whole row (:func:`npmf.sgd._dense_kernels._narrow` with all ``WIDE_TERMS`` terms;
+    ``Gw`` is its scratch, ``WIDE_TERMS`` values of the records' dtype).
+    ``fresh``: not stepped this epoch, so the kept ``sqrt v`` is recomputed first.
+    """
+    s = c - last
+    if s <= 0:
+        return
+    G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny, Gx, P1x, P2x, epsx, onex, tinyx = cu
+    n = X.shape[1] // 4
+    if fresh:
+        for f in range(width):
+            X[x, 3 * n + f] = np.sqrt(X[x, 2 * n + f])
+    s_ = min(s, Q.shape[0] - 1)
+    narrow, wide = thr[s_, 0], thr[s_, 1]
+    if B.shape[1] >= WIDE_TERMS and 0.0 < wide < narrow:
+        low = np.inf
+        for f in range(width):
+            low = min(low, np.float64(X[x, 3 * n + f]))
+        if wide <= low < narrow:
+            _narrow(X, x, n, width, last, s_, WIDE_TERMS, G, Gw, B, Q, P1x[s], P2x[s], epsx, onex, tinyx)
+            return
+    catch_up_record_row(X, x, width, last, c, False, cu)
+
+
+@_inline
+def _catch_up_listed(X, x, stamp, slot, rows, g, tag, tag0, c, n, width, k, nn, cu, Gw, zero):
+    """Catch row ``x`` up to epoch step ``c`` and list it for batch ``tag`` (once per batch); returns the count."""
+    if stamp[x] == tag:
+        return n
+    last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
+    catch_up_row(X, x, width, last, c, stamp[x] < tag0, cu, Gw)
+    project_row(X, x, k, nn and c > 0)  # non_negative: once after the catch-up equals per step (derivation, 9)
+    return _list(stamp, slot, rows, g, x, tag, n, zero)
+
+
+@_fast
+def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas, mu, bs, width,
+                 fit_bias, c1, c2, eps, reg, tmp, cu, Gw, nn, rows_u, rows_i, gu, gi):  # fmt: skip
+    """Train one (shuffled) block of dense ``adam`` in minibatches of ``bs``, in place; returns its loss terms' sum.
+
+    ``stamp_*`` hold the global step (``tag0`` + epoch step) of the batch that last listed each row, ``slot_*``
+    its slot in the batch's gradient rows ``gu``, ``gi``; ``rows_*`` list the batch's rows. All scratch is the
+    thread slot's, allocated once per fit.
+    """
+    k = U.shape[1] // 4 - 1
+    zero = U[0, 0] * 0
+    total = 0.0
+    lines = lines_of(U, U.shape[1])
+    for b in range((stop - start + bs - 1) // bs):
+        lo = start + b * bs
+        hi = min(lo + bs, stop)
+        tmp[0] = 2.0 / (hi - lo)
+        c = tmp[0]
+        tag = tag0 + batch0 + b
+        nu = 0
+        ni = 0
+        for j in range(lo, hi):
+            if j + AHEAD < hi:
+                prefetch_row(U, u[j + AHEAD], 0, lines)
+                prefetch_row(V, i[j + AHEAD], 0, lines)
+            nu = _catch_up_listed(U, u[j], stamp_u, slot_u, rows_u, gu, tag, tag0, batch0 + b, nu, width, k, nn, cu,
+                                  Gw, zero)  # fmt: skip
+            ni = _catch_up_listed(V, i[j], stamp_i, slot_i, rows_i, gi, tag, tag0, batch0 + b, ni, width, k, nn, cu,
+                                  Gw, zero)  # fmt: skip
+        for j in range(lo, hi):
+            x = u[j]
+            y = i[j]
+            e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
+            total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
+            a = slot_u[x]
+            q = slot_i[y]
+            for f in range(k):
+                gu[a, f] += c * factor_gradient(e, V[y, f], reg, U[x, f])
+                gi[q, f] += c * factor_gradient(e, U[x, f], reg, V[y, f])
+            if fit_bias:
+                gu[a, k] += c * bias_gradient(e, reg, U[x, k])
+                gi[q, k] += c * bias_gradient(e, reg, V[y, k])
+        _adam_records(U, gu, rows_u, nu, width, alphas[batch0 + b], c1, c2, eps)
+        _adam_records(V, gi, rows_i, ni, width, alphas[batch0 + b], c1, c2, eps)
+        project_listed(U, rows_u, nu, k, nn)
+        project_listed(V, rows_i, ni, k, nn)
+    return total
+
+
+@_inline
+def _own(cu, G, Gx):
+    """The catch-up state ``cu`` (:func:`npmf.sgd._dense_kernels.record_state`) with scratch ``G``, ``Gx`` of its own."""
+    return (G,) + cu[1:13] + (Gx,) + cu[14:]
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas,
+                 mu, bs, width, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, threads, cu, Gs, Gxs, nn):  # fmt: skip
+    """Sub-epoch by sub-epoch, the blocks of a sub-epoch on the thread slots, as
+    :func:`npmf.sgd._block_kernels._epoch_blocks` schedules them; slot ``t`` has scratch ``tmps[t]``, ``rows[t]``,
+    ``grads[t]``, ``Gws[t]``, and ``Gs[t]``, ``Gxs[t]`` in its catch-up state (:func:`_own`)."""
+    T = bounds.shape[1] - 1
+    for s in range(P):
+        for t in prange(T):
+            cu_t = _own(cu, Gs[t], Gxs[t])
+            for c in range(bounds[s, t], bounds[s, t + 1]):
+                b = s * P + plan[s, c]
+                threads[b] = numba.get_thread_id()
+                start, stop = offsets[b], offsets[b + 1]
+                _shuffle(u, i, r, start, stop, seeds[b])
+                totals[b] = _dense_block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, slot_u, slot_i,
+                                         alphas, mu, bs, width, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t],
+                                         nn, rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1])  # fmt: skip
+    total = 0.0
+    for b in range(P * P):  # in schedule order, whatever thread computed each term
+        total += totals[b]
+    return total
+
+
+@_fast
+def _flush_range(X, lo, hi, stamp, tag0, n_steps, width, cu, Gw):
+    """:func:`catch_up_row` on records ``lo:hi`` of ``X``, to the epoch's last step ``n_steps``."""
+    for x in range(lo, hi):
+        last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
+        catch_up_row(X, x, width, last, n_steps, stamp[x] < tag0, cu, Gw)
+
+
+@numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
+def _flush(X, stamp, tag0, n_steps, width, cu, Gs, Gxs, Gws):
+    """Every record of ``X`` up to the epoch's end, in one contiguous range per thread slot (rows are independent)."""
+    T = Gws.shape[0]
+    n = X.shape[0]
+    for t in prange(T):
+        _flush_range(X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, width, _own(cu, Gs[t], Gxs[t]), Gws[t])
+
+
+class DenseBlocks:
+    """Dense ``adam``'s per-fit state for :class:`npmf.sgd._block_kernels.BlockEpochs`: scratch and epochs.
+
+    ``T`` thread slots, batches of ``bs``, records of ``s = k + 1`` per segment and ``dtype``; ``n_users``,
+    ``n_items`` rows (each gets a batch slot index).
+    """
+
+    def __init__(self, T, bs, s, dtype, n_users, n_items):
+        self.dtype = np.dtype(dtype)
+        self.slots = np.zeros(n_users, np.int64), np.zeros(n_items, np.int64)
+        self.tmps = np.zeros((T, 1), dtype)
+        self.rows = np.zeros((T, 2, bs), np.int64)
+        self.grads = np.zeros((T, 2, bs, s), dtype)
+        self.Gws = np.zeros((T, WIDE_TERMS), dtype)
+        self.Gxs = np.zeros((T, SERIES_TERMS), dtype)
+        self.Gs = None  # float64, one slot per tabulated term and a flag (their number is known with the tables)
+
+    def run(self, trainer, seeds, t0, alphas64, mu, totals):
+        """One epoch of ``trainer`` (a :class:`npmf.sgd._block_kernels.BlockEpochs`), the flush included."""
+        c, dt = trainer.config, self.dtype.type
+        tables = catch_up_state(alphas64, c)
+        cu = record_state(*tables, self.dtype)
+        if self.Gs is None or self.Gs.shape[1] != len(tables[5]):
+            self.Gs = np.zeros((len(self.Gws), len(tables[5])))
+        width = trainer.records[0].shape[1] // 4 - (0 if c.biases else 1)
+        total = _dense_epoch(
+            trainer.u, trainer.i, trainer.r, trainer.offsets, trainer.first, trainer.P, trainer.plan, trainer.bounds,
+            seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, *self.slots,
+            alphas64.astype(self.dtype), dt(mu), int(c.batch_size), width, bool(c.biases), dt(1.0 - c.beta_1),
+            dt(1.0 - c.beta_2), dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws,
+            trainer.threads, cu, self.Gs, self.Gxs, bool(c.non_negative),
+        )  # fmt: skip
+        for X, stamp in zip(trainer.records, (trainer.stamp_u, trainer.stamp_i), strict=True):
+            _flush(X, stamp, int(t0), trainer.n_batches, width, cu, self.Gs, self.Gxs, self.Gws)
+        return total
