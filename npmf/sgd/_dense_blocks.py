@@ -31,9 +31,9 @@ from numba import prange
 from ._block_data import _shuffle
 from ._block_steps import AHEAD, lines_of, prefetch_row
 from ._catchup_kernels import catch_up_state
-from ._dense_kernels import _adam_records, _list, _narrow, catch_up_record_row, record_state
-from ._formulas import bias_gradient, factor_gradient, loss_term, penalty, project_listed, project_row, residual
-from .catchup import SERIES_TERMS, WIDE_TERMS
+from ._dense_kernels import _adam_records, _list, catch_up_record_row, record_state
+from ._formulas import bias_gradient, factor_gradient, horner, loss_term, penalty, project_listed, project_row, residual
+from .catchup import SERIES_TERMS, SHORT_TERMS, WIDE_TERMS
 
 __all__ = ["DenseBlocks"]
 
@@ -43,49 +43,84 @@ _fast = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False, fast
 
 
 @_inline
-def catch_up_row(X, x, width, last, c, fresh, cu, Gw):
+def catch_up_row(X, x, width, last, c, fresh, cu, Gw, row):
     """Bring record ``x`` of ``X``, last stepped after epoch step ``last``, up to step ``c``.
 
-    :func:`npmf.sgd._dense_kernels.catch_up_record_row`, but a row whose elements all
-    take the wide series and not all the narrow one takes the wide series on the
-    whole row (:func:`npmf.sgd._dense_kernels._narrow` with all ``WIDE_TERMS`` terms;
-    ``Gw`` is its scratch, ``WIDE_TERMS`` values of the records' dtype).
-    ``fresh``: not stepped this epoch, so the kept ``sqrt v`` is recomputed first.
+    The choice of :func:`npmf.sgd._dense_kernels.catch_up_record_row` (the short or the narrow series on the whole
+    row where every element reaches its bound, else element by element), with the wide series on the whole row too
+    where every element reaches its bound; the row-wide series is :func:`_series_row`. ``cu`` is
+    :func:`npmf.sgd._dense_kernels.record_state`'s, ``Gw`` (``WIDE_TERMS``) and ``row`` (2 x ``width``) scratch of
+    the records' dtype. ``fresh``: not stepped this epoch, so the kept ``sqrt v`` is recomputed first.
     """
     s = c - last
     if s <= 0:
         return
     G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny, Gx, P1x, P2x, epsx, onex, tinyx = cu
     n = X.shape[1] // 4
+    root = X[x, 3 * n : 3 * n + width]
     if fresh:
+        v = X[x, 2 * n : 2 * n + width]
         for f in range(width):
-            X[x, 3 * n + f] = np.sqrt(X[x, 2 * n + f])
+            root[f] = np.sqrt(v[f])  # correctly rounded: the value the last step kept
     s_ = min(s, Q.shape[0] - 1)
-    narrow, wide = thr[s_, 0], thr[s_, 1]
-    if B.shape[1] >= WIDE_TERMS and 0.0 < wide < narrow:
-        low = np.inf
-        for f in range(width):
-            low = min(low, np.float64(X[x, 3 * n + f]))
-        if wide <= low < narrow:
-            _narrow(X, x, n, width, last, s_, WIDE_TERMS, G, Gw, B, Q, P1x[s], P2x[s], epsx, onex, tinyx)
-            return
-    catch_up_record_row(X, x, width, last, c, False, cu)
+    low = root[0]
+    for f in range(1, width):
+        low = min(low, root[f])
+    low = np.float64(low)
+    if thr[s_, 0] > 0.0 and low >= thr[s_, 0]:
+        # Each call with its number of terms as a constant, so that LLVM unrolls the Horner loop.
+        if low >= thr[s_, 2]:
+            _series_row(X, x, n, width, last, s_, SHORT_TERMS, Gx, Bn, Qn, P1x[s], P2x[s], epsx, onex, tinyx, row)
+        else:
+            _series_row(X, x, n, width, last, s_, SERIES_TERMS, Gx, Bn, Qn, P1x[s], P2x[s], epsx, onex, tinyx, row)
+    elif thr[s_, 0] > 0.0 and B.shape[1] >= WIDE_TERMS and low >= thr[s_, 1]:
+        _series_row(X, x, n, width, last, s_, WIDE_TERMS, Gw, B, Q, P1x[s], P2x[s], epsx, onex, tinyx, row)
+    else:
+        catch_up_record_row(X, x, width, last, c, False, cu)
 
 
 @_inline
-def _catch_up_listed(X, x, stamp, slot, rows, g, tag, tag0, c, n, width, k, nn, cu, Gw, zero):
+def _series_row(X, x, n, width, tau, s_, terms, Gx, Bn, Qn, p1, p2, eps, one, tiny, row):
+    """:func:`npmf.sgd._dense_kernels._narrow`'s series on record ``x`` (``row``: scratch of 2 x ``width``), vectorised.
+
+    The same operations on each element, in the same order (Horner's form from
+    :func:`npmf.sgd._formulas.horner`). Each loop reads and writes one segment of the record, as a view:
+    ``X[x, n + f]`` would be wrapped around for a negative index, which keeps LLVM from vectorising the loop, and
+    LLVM does not vectorise a loop that reads one segment and writes another, whose overlap it cannot rule out.
+    ``row[0]`` carries each element's move, ``row[1]`` its :math:`1/x`.
+    """
+    acc, inv = row[0], row[1]
+    p, m, v, root = X[x, :width], X[x, n : n + width], X[x, 2 * n : 2 * n + width], X[x, 3 * n : 3 * n + width]
+    for t in range(terms):
+        Gx[t] = Bn[tau, t] - Qn[s_, t] * Bn[tau + s_, t]  # in float64 (the difference cancels), then X's dtype
+    for f in range(width):
+        inv[f] = one / root[f]
+        acc[f] = m[f] * horner(Gx, terms, -eps * inv[f]) * inv[f]  # the move
+    for f in range(width):
+        p[f] = p[f] - acc[f]
+    zero = one - one
+    for f in range(width):
+        m1 = m[f] * p1
+        m[f] = m1 if abs(m1) >= tiny else zero
+    for f in range(width):
+        v1 = v[f] * p2
+        v[f] = v1 if v1 >= tiny else zero
+
+
+@_inline
+def _catch_up_listed(X, x, stamp, slot, rows, g, tag, tag0, c, n, width, k, nn, cu, Gw, row, zero):
     """Catch row ``x`` up to epoch step ``c`` and list it for batch ``tag`` (once per batch); returns the count."""
     if stamp[x] == tag:
         return n
     last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
-    catch_up_row(X, x, width, last, c, stamp[x] < tag0, cu, Gw)
+    catch_up_row(X, x, width, last, c, stamp[x] < tag0, cu, Gw, row)
     project_row(X, x, k, nn and c > 0)  # non_negative: once after the catch-up equals per step (derivation, 9)
     return _list(stamp, slot, rows, g, x, tag, n, zero)
 
 
 @_fast
 def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas, mu, bs, width,
-                 fit_bias, c1, c2, eps, reg, tmp, cu, Gw, nn, rows_u, rows_i, gu, gi):  # fmt: skip
+                 fit_bias, c1, c2, eps, reg, tmp, cu, Gw, row, nn, rows_u, rows_i, gu, gi):  # fmt: skip
     """Train one (shuffled) block of dense ``adam`` in minibatches of ``bs``, in place; returns its loss terms' sum.
 
     ``stamp_*`` hold the global step (``tag0`` + epoch step) of the batch that last listed each row, ``slot_*``
@@ -109,9 +144,9 @@ def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, slo
                 prefetch_row(U, u[j + AHEAD], 0, lines)
                 prefetch_row(V, i[j + AHEAD], 0, lines)
             nu = _catch_up_listed(U, u[j], stamp_u, slot_u, rows_u, gu, tag, tag0, batch0 + b, nu, width, k, nn, cu,
-                                  Gw, zero)  # fmt: skip
+                                  Gw, row, zero)  # fmt: skip
             ni = _catch_up_listed(V, i[j], stamp_i, slot_i, rows_i, gi, tag, tag0, batch0 + b, ni, width, k, nn, cu,
-                                  Gw, zero)  # fmt: skip
+                                  Gw, row, zero)  # fmt: skip
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
@@ -140,7 +175,7 @@ def _own(cu, G, Gx):
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas,
-                 mu, bs, width, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, threads, cu, Gs, Gxs, nn):  # fmt: skip
+                 mu, bs, width, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, series, threads, cu, Gs, Gxs, nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the blocks of a sub-epoch on the thread slots, as
     :func:`npmf.sgd._block_kernels._epoch_blocks` schedules them; slot ``t`` has scratch ``tmps[t]``, ``rows[t]``,
     ``grads[t]``, ``Gws[t]``, and ``Gs[t]``, ``Gxs[t]`` in its catch-up state (:func:`_own`)."""
@@ -154,7 +189,7 @@ def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, st
                 start, stop = offsets[b], offsets[b + 1]
                 _shuffle(u, i, r, start, stop, seeds[b])
                 totals[b] = _dense_block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, slot_u, slot_i,
-                                         alphas, mu, bs, width, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t],
+                                         alphas, mu, bs, width, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t], series[t],
                                          nn, rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1])  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
@@ -163,20 +198,20 @@ def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, st
 
 
 @_fast
-def _flush_range(X, lo, hi, stamp, tag0, n_steps, width, cu, Gw):
+def _flush_range(X, lo, hi, stamp, tag0, n_steps, width, cu, Gw, row):
     """:func:`catch_up_row` on records ``lo:hi`` of ``X``, to the epoch's last step ``n_steps``."""
     for x in range(lo, hi):
         last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
-        catch_up_row(X, x, width, last, n_steps, stamp[x] < tag0, cu, Gw)
+        catch_up_row(X, x, width, last, n_steps, stamp[x] < tag0, cu, Gw, row)
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
-def _flush(X, stamp, tag0, n_steps, width, cu, Gs, Gxs, Gws):
+def _flush(X, stamp, tag0, n_steps, width, cu, Gs, Gxs, Gws, series):
     """Every record of ``X`` up to the epoch's end, in one contiguous range per thread slot (rows are independent)."""
     T = Gws.shape[0]
     n = X.shape[0]
     for t in prange(T):
-        _flush_range(X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, width, _own(cu, Gs[t], Gxs[t]), Gws[t])
+        _flush_range(X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, width, _own(cu, Gs[t], Gxs[t]), Gws[t], series[t])
 
 
 class DenseBlocks:
@@ -193,6 +228,7 @@ class DenseBlocks:
         self.rows = np.zeros((T, 2, bs), np.int64)
         self.grads = np.zeros((T, 2, bs, s), dtype)
         self.Gws = np.zeros((T, WIDE_TERMS), dtype)
+        self.series = np.zeros((T, 2, s), dtype)  # _series_row's moves and 1/x
         self.Gxs = np.zeros((T, SERIES_TERMS), dtype)
         self.Gs = None  # float64, one slot per tabulated term and a flag (their number is known with the tables)
 
@@ -208,9 +244,9 @@ class DenseBlocks:
             trainer.u, trainer.i, trainer.r, trainer.offsets, trainer.first, trainer.P, trainer.plan, trainer.bounds,
             seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, *self.slots,
             alphas64.astype(self.dtype), dt(mu), int(c.batch_size), width, bool(c.biases), dt(1.0 - c.beta_1),
-            dt(1.0 - c.beta_2), dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws,
+            dt(1.0 - c.beta_2), dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws, self.series,
             trainer.threads, cu, self.Gs, self.Gxs, bool(c.non_negative),
         )  # fmt: skip
         for X, stamp in zip(trainer.records, (trainer.stamp_u, trainer.stamp_i), strict=True):
-            _flush(X, stamp, int(t0), trainer.n_batches, width, cu, self.Gs, self.Gxs, self.Gws)
+            _flush(X, stamp, int(t0), trainer.n_batches, width, cu, self.Gs, self.Gxs, self.Gws, self.series)
         return total
