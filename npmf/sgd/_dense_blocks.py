@@ -211,7 +211,9 @@ def _flush(X, stamp, tag0, n_steps, width, cu, Gs, Gxs, Gws, series):
     T = Gws.shape[0]
     n = X.shape[0]
     for t in prange(T):
-        _flush_range(X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, width, _own(cu, Gs[t], Gxs[t]), Gws[t], series[t])
+        _flush_range(
+            X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, width, _own(cu, Gs[t], Gxs[t]), Gws[t], series[t]
+        )
 
 
 class DenseBlocks:
