@@ -34,8 +34,8 @@ The formulas (residual, loss term, gradients, Adam and SGD steps) are the
 serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into this kernel and
 so compiled under its fastmath flags.
 
-Dense ``adam`` steps the batch's rows as ``lazy_adam`` does and catches the others up
-(:mod:`npmf.sgd._catchup_kernels`); rows trained at once are disjoint, so any thread count gives the twin's result.
+Dense ``adam`` has kernels of its own (:mod:`npmf.sgd._dense_blocks`: the serial dense kernel's records and
+catch-up, on the same schedule); :class:`BlockEpochs` holds its records and runs its epochs.
 """
 
 import numba
@@ -131,7 +131,7 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
     The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
     serial kernel's), on the records: bias in slot ``k``, gradient segment at
     ``s``. The loss's squared norms are summed from ``zero``, in the records'
-    dtype, so that under fastmath LLVM vectorises that sum. Dense Adam's ``cu`` (else empty) catches rows up.
+    dtype, so that under fastmath LLVM vectorises that sum.
     ``nn`` (``non_negative``) projects the factors stepped, and a row as it is read (docs/derivation.md, 9).
     ``rows_u``, ``rows_i`` (``bs`` each), ``gw``, ``gh`` (``k + 1``) and ``G`` are the thread slot's scratch,
     allocated once per fit, so that this kernel allocates nothing and runs without reference counting.

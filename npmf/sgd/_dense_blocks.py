@@ -193,13 +193,14 @@ def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, slo
 
 @_inline
 def _own(cu, G, Gx):
-    """The catch-up state ``cu`` (:func:`npmf.sgd._dense_kernels.record_state`) with scratch ``G``, ``Gx`` of its own."""
+    """The catch-up state ``cu`` (:func:`npmf.sgd._dense_kernels.record_state`) with its own scratch ``G``, ``Gx``."""
     return (G,) + cu[1:13] + (Gx,) + cu[14:]
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas,
-                 mu, bs, width, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, series, threads, cu, Gs, Gxs, nn):  # fmt: skip
+                 mu, bs, width, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, series, threads, cu, Gs,
+                 Gxs, nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the blocks of a sub-epoch on the thread slots, as
     :func:`npmf.sgd._block_kernels._epoch_blocks` schedules them; slot ``t`` has scratch ``tmps[t]``, ``rows[t]``,
     ``grads[t]``, ``Gws[t]``, and ``Gs[t]``, ``Gxs[t]`` in its catch-up state (:func:`_own`)."""
@@ -213,8 +214,8 @@ def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, st
                 start, stop = offsets[b], offsets[b + 1]
                 _shuffle(u, i, r, start, stop, seeds[b])
                 totals[b] = _dense_block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, slot_u, slot_i,
-                                         alphas, mu, bs, width, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t], series[t],
-                                         nn, rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1])  # fmt: skip
+                                         alphas, mu, bs, width, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t],
+                                         series[t], nn, rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1])  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -270,8 +271,8 @@ class DenseBlocks:
             trainer.u, trainer.i, trainer.r, trainer.offsets, trainer.first, trainer.P, trainer.plan, trainer.bounds,
             seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, *self.slots,
             alphas64.astype(self.dtype), dt(mu), int(c.batch_size), width, bool(c.biases), dt(1.0 - c.beta_1),
-            dt(1.0 - c.beta_2), dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws, self.series,
-            trainer.threads, cu, self.Gs, self.Gxs, bool(c.non_negative),
+            dt(1.0 - c.beta_2), dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws,
+            self.series, trainer.threads, cu, self.Gs, self.Gxs, bool(c.non_negative),
         )  # fmt: skip
         for X, stamp in zip(trainer.records, (trainer.stamp_u, trainer.stamp_i), strict=True):
             _flush(X, stamp, int(t0), trainer.n_batches, width, cu, self.Gs, self.Gxs, self.Gws, self.series)
