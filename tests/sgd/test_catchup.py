@@ -102,6 +102,7 @@ def test_partial_fit_of_the_estimator_equals_the_dense_loop(monkeypatch):
         return model
 
     got = fitted()
+
     def twin(u, i, r, perm, *rest, **kw):  # SerialEpochs passes the ratings in visiting order (perm None)
         return epoch_numpy(u, i, r, np.arange(len(r)) if perm is None else perm, *rest[:7])
 
