@@ -298,8 +298,8 @@ class SerialEpochs:
         if self.specialised:
             # Each epoch copies the ratings in the order given and shuffles the copy (cheaper than a gather through
             # a permutation), so epoch e's order depends on its seed alone and two calls of partial_fit give the
-            # same bits as one fit with their epochs.
-            self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
+            # same bits as one fit with their epochs. Unsigned codes: a row index needs no test for a negative one.
+            self.u0, self.i0 = np.array(u, np.uint32), np.array(i, np.uint32)
             self.r0 = np.array(r, np.dtype(config.dtype))
             self._epoch = _rating_kernels.prepare(len(r), params, m, v, config)
         else:
