@@ -333,6 +333,8 @@ class SerialEpochs:
         if self._ahead is not None:
             state, gen, future = self._ahead
             self._ahead = None
+            if future.cancel():  # not started (no free core, or the worker busy with another fit's): do it here
+                return self._fill(rng, self._buffers[0])
             buf = future.result()  # waits, and raises what the worker raised
             if _same_state(rng.bit_generator.state, state):
                 rng.bit_generator.state = gen.bit_generator.state

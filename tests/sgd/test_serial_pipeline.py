@@ -1,5 +1,6 @@
 """The serial epochs prepared ahead on a second thread give the bits of one thread, and leave the generator alike."""
 
+import concurrent.futures
 import threading
 
 import numpy as np
@@ -103,10 +104,29 @@ def test_an_error_on_the_worker_fails_the_fit_and_changes_nothing(monkeypatch):
             raise MemoryError("planted on the worker")
         return real(self, gen, buf)
 
+    def finished(fn, *args):  # the worker's task has run by the next epoch (else that epoch may cancel and do it)
+        future = real_ahead(fn, *args)
+        concurrent.futures.wait([future])
+        return future
+
+    real_ahead = _kernels.ahead
     model = _model("lazy_adam", 8, 2).fit(TRAIN.user_id, TRAIN.item_id, TRAIN.rating)
     before = _state(model)
     before = ([a.copy() for a in before[0]], *before[1:])
     monkeypatch.setattr(SerialEpochs, "_fill", fill)
+    monkeypatch.setattr(_kernels, "ahead", finished)
     with pytest.raises(MemoryError, match="planted on the worker"):
         model.partial_fit(TRAIN.user_id, TRAIN.item_id, TRAIN.rating, epochs=3)
     _assert_same(_state(model), before)
+
+
+@pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("adam", 8)])
+def test_an_epoch_not_started_ahead_is_drawn_in_the_caller(monkeypatch, optimizer, batch_size):
+    # A worker with no free core (or busy with another fit's epoch) has not started: the epoch cancels it and
+    # draws its order itself, from the model's generator, as one thread does.
+    fits = []
+    for n_threads in (1, 2):
+        model = _model(optimizer, batch_size, n_threads).fit(TRAIN.user_id, TRAIN.item_id, TRAIN.rating)
+        fits.append(_state(model))
+        monkeypatch.setattr(_kernels, "ahead", lambda fn, *args: concurrent.futures.Future())  # never started
+    _assert_same(*fits)
