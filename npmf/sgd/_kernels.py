@@ -13,8 +13,6 @@ kernels read no mutable globals, so they are cached on disk (``cache=True``).
 and keeps the check out of the hot loops (Adam divides by ``sqrt(v) + eps > 0``).
 """
 
-import copy
-
 import numba
 import numpy as np
 
@@ -314,6 +312,7 @@ class SerialEpochs:
         self.u, self.i, self.r = self._buffers[0][:3]
         self._left = config.epochs  # epochs this fit may still run: nothing is drawn ahead past the last
         self._ahead = None  # the next epoch's (generator state drawn from, generator copy, future of its buffer)
+        self._copy = None  # the generator the worker draws from, in the model's generator's state
 
     def _fill(self, gen, buf):
         """Draw an epoch's order from ``gen`` and put the ratings into ``buf`` in it; returns ``buf``."""
@@ -348,9 +347,12 @@ class SerialEpochs:
         self.u, self.i, self.r = buf[:3]
         self._left -= 1
         if self._pipelined and self._left > 0:
-            gen = copy.deepcopy(rng)
+            if self._copy is None:  # one generator per fit to copy the state into (a deepcopy costs ~0.1 ms)
+                self._copy = np.random.Generator(type(rng.bit_generator)())
+            state = rng.bit_generator.state
+            self._copy.bit_generator.state = state
             other = self._buffers[buf is self._buffers[0]]
-            self._ahead = (rng.bit_generator.state, gen, ahead(self._fill, gen, other))
+            self._ahead = (state, self._copy, ahead(self._fill, self._copy, other))
         if self.specialised:
             total = self._epoch(self.u, self.i, self.r, mu, t0)
             project_factors(c, self.params[0], self.params[1])
