@@ -163,8 +163,14 @@ def test_catch_up_equals_the_dense_steps_and_its_twin(tau, s):
 
 
 @numba.njit
+def _catch_up_record_numba(X, lanes, trained, tau, s, cu):
+    catch_up_record_row(X, 0, lanes, trained, tau, tau + s, cu)
+
+
 def _catch_up_record(X, width, tau, s, cu):
-    catch_up_record_row(X, 0, width, tau, tau + s, True, cu)
+    """Record 0 of ``X`` (segments of 4) caught up, its kept sqrt(v) as the kernel's pack leaves it."""
+    X[0, 12:] = np.sqrt(X[0, 8:12])
+    _catch_up_record_numba(X, (0,) * 4, (0,) * width, tau, s, cu)
 
 
 @pytest.mark.parametrize("regime", ["short", "narrow", "mixed"])
