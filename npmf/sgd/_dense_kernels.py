@@ -57,7 +57,7 @@ from ._formulas import (
 )
 from .catchup import SERIES_TERMS, SHORT_TERMS
 
-__all__ = ["dense_epoch", "dense_epoch_numba", "pack", "record_state"]
+__all__ = ["dense_epoch", "dense_arguments", "dense_epoch_numba", "pack", "record_state"]
 
 # Without reference counting (see npmf.sgd._kernels): the kernel allocates nothing, the caller passes the scratch.
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
@@ -262,28 +262,39 @@ def record_state(B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64, dtype):
             ft(eps64), ft(1.0), ft(tiny))  # fmt: skip
 
 
+def dense_arguments(u, i, r, batch_size, mu, params, m, v, alphas, config):
+    """The records of ``params, m, v`` (:func:`pack`) and every argument of :func:`dense_epoch` for this epoch.
+
+    Returns ``(records, args)``; ``dense_epoch(*args)`` runs the epoch on ``records``, which
+    :func:`dense_epoch_numba` then unpacks.
+    """
+    W = params[0]
+    k = W.shape[1]
+    ft = W.dtype.type
+    records = [np.empty((len(P), 4 * (k + 1)), W.dtype) for P in params[:2]]
+    for X, side in zip(records, range(2), strict=True):
+        pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], False)
+    scratch = (np.empty(batch_size, np.int64), np.empty(batch_size, np.int64), np.full(len(W), -1, np.int64),
+               np.full(len(params[1]), -1, np.int64))  # fmt: skip
+    width = k + 1 if config.biases else k
+    n = len(r)
+    last = n - (-(-n // batch_size) - 1) * batch_size  # the last batch's size
+    cu = record_state(*catch_up_state(alphas, config), W.dtype)
+    args = (
+        u, i, r, int(batch_size), ft(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
+        ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), ft(config.reg), ft(2.0 / batch_size),
+        ft(2.0 / last), (0,) * (k + 1), (0,) * width, bool(config.non_negative), cu,
+    )  # fmt: skip
+    return records, args
+
+
 def dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config):
     """Dense ``adam``'s epoch in place on the model's arrays ``params, m, v``, ratings in visiting order.
 
     Packs the records, runs :func:`dense_epoch`, and unpacks them; returns the loss sum.
     """
-    W, H, bu, bi = params
-    k = W.shape[1]
-    ft = W.dtype.type
-    records = [np.empty((len(P), 4 * (k + 1)), W.dtype) for P in (W, H)]
-    for X, side in zip(records, range(2), strict=True):
-        pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], False)
-    scratch = (np.empty(batch_size, np.int64), np.empty(batch_size, np.int64), np.full(len(W), -1, np.int64),
-               np.full(len(H), -1, np.int64))  # fmt: skip
-    width = k + 1 if config.biases else k
-    n = len(r)
-    last = n - (-(-n // batch_size) - 1) * batch_size
-    cu = record_state(*catch_up_state(alphas, config), W.dtype)
-    total = dense_epoch(
-        u, i, r, int(batch_size), ft(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
-        ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), ft(config.reg), ft(2.0 / batch_size),
-        ft(2.0 / last), (0,) * (k + 1), (0,) * width, bool(config.non_negative), cu,
-    )  # fmt: skip
+    records, args = dense_arguments(u, i, r, batch_size, mu, params, m, v, alphas, config)
+    total = dense_epoch(*args)
     for X, side in zip(records, range(2), strict=True):
         pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], True)
     return total
