@@ -205,17 +205,19 @@ def dense_epoch(u, i, r, bs, mu, U, I, rows_u, rows_i, stamp_u, stamp_i, alphas,
         c = c_full if stop - start == bs else c_last
         nu = 0
         ni = 0
-        for j in range(start, stop):
-            x = u[j]
-            y = i[j]
-            if stamp_u[x] != b:
-                catch_up_record_row(U, x, lanes, trained, stamp_u[x] + 1, b, cu)
-                project_row(U, x, k, nn and b > 0)  # non_negative: once after the catch-up equals per step (part 9)
-                nu = _list(stamp_u, rows_u, U, x, b, nu, s, width, zero)
-            if stamp_i[y] != b:
-                catch_up_record_row(I, y, lanes, trained, stamp_i[y] + 1, b, cu)
-                project_row(I, y, k, nn and b > 0)
-                ni = _list(stamp_i, rows_i, I, y, b, ni, s, width, zero)
+        for side in range(2):  # users, then items: independent rows; one copy of the catch-up (compile time)
+            X, ids, stamp, rows = (U, u, stamp_u, rows_u) if side == 0 else (I, i, stamp_i, rows_i)
+            count = 0
+            for j in range(start, stop):
+                x = ids[j]
+                if stamp[x] != b:
+                    catch_up_record_row(X, x, lanes, trained, stamp[x] + 1, b, cu)
+                    project_row(X, x, k, nn and b > 0)  # non_negative: once after the catch-up equals per step (part 9)
+                    count = _list(stamp, rows, X, x, b, count, s, width, zero)
+            if side == 0:
+                nu = count
+            else:
+                ni = count
         for j in range(start, stop):
             x = u[j]
             y = i[j]
@@ -227,11 +229,10 @@ def dense_epoch(u, i, r, bs, mu, U, I, rows_u, rows_i, stamp_u, stamp_i, alphas,
             if width > k:
                 U[x, 3 * s + k] += c * bias_gradient(e, reg, U[x, k])
                 I[y, 3 * s + k] += c * bias_gradient(e, reg, I[y, k])
-        alpha = alphas[b]
-        _adam_records(U, rows_u, nu, s, width, alpha, c1, c2, eps)
-        _adam_records(I, rows_i, ni, s, width, alpha, c1, c2, eps)
-        project_listed(U, rows_u, nu, k, nn)
-        project_listed(I, rows_i, ni, k, nn)
+        for side in range(2):
+            X, rows, count = (U, rows_u, nu) if side == 0 else (I, rows_i, ni)
+            _adam_records(X, rows, count, s, width, alphas[b], c1, c2, eps)
+            project_listed(X, rows, count, k, nn)
     _flush(U, stamp_u, lanes, trained, n_batches, cu)
     _flush(I, stamp_i, lanes, trained, n_batches, cu)
     return total
