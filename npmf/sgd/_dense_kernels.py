@@ -30,8 +30,11 @@ kernel copies the model's separate arrays into one record per row,
   its loops over a row have trip counts fixed at compile time.
 
 Measured on the Keras recipe (ML-100k, k = 3, batch 32, interleaved in one
-process), the catch-ups of the batches take about two thirds of the kernel's
-time, the residuals, gradients and steps the rest, the flush ~5%.
+process on a loaded machine; ``benchmarks/keras_bounds.py``, "inside
+dense_epoch"), the batches' catch-ups take 40-65% of the kernel's time, the
+residuals and gradients about a fifth, the steps (a scalar square root and
+division per element: Numba leaves LLVM's SLP vectoriser off, so a row's few
+elements are not stepped as one vector) the rest; the flush ~5%.
 
 The arithmetic and its order are those of the plain dense loop's twin
 (:func:`npmf.sgd.optimizers.epoch_numpy`), up to the catch-up's rounding; the
