@@ -1,38 +1,32 @@
 """Numba kernels for block-scheduled ``adam``, ``lazy_adam`` and ``sgd`` on every core.
 
-:mod:`npmf.sgd.blocks` defines the epoch (LibMF/DSGD block scheduling: blocks that
-share no user and no item stratum run at the same time, without locks) and
-holds its plain-NumPy twin, :func:`npmf.sgd.blocks.epoch_blocks_numpy`; the tests
-hold :meth:`BlockEpochs.run` equal to it to 1e-12 in float64, with one thread
-and with two. No two threads ever write the same memory, so unlike Hogwild
-(and unlike umap's parallel layout) the result is the same bits with any
-number of threads.
+:mod:`npmf.sgd.blocks` defines the epoch (LibMF/DSGD block scheduling: blocks that share no user and no item
+stratum run at the same time, without locks) and holds its plain-NumPy twin,
+:func:`npmf.sgd.blocks.epoch_blocks_numpy`; the tests hold :meth:`BlockEpochs.run` equal to it to 1e-12 in
+float64, with one thread and with two. No two threads ever write the same memory, so unlike Hogwild (and unlike
+umap's parallel layout) the result is the same bits with any number of threads.
 
-Memory layout. The serial kernel gathers ``u[perm], i[perm], r[perm]`` and
-then, per rating, reads and writes separate ``W, m, v, g`` arrays: eight rows
-in four arrays per side, far apart in memory, and with 25M ratings nearly
-every one a cache miss. Here
+Memory layout. The serial kernel gathers ``u[perm], i[perm], r[perm]`` and then, per rating, reads and writes
+separate ``W, m, v, g`` arrays: eight rows in four arrays per side, far apart in memory, and with 25M ratings
+nearly every one a cache miss. Here
 
-* the ratings are stored once per fit block by block (``u``, ``i`` as int32),
-  and each epoch shuffles every block in place just before training it, so the
-  shuffle and the training read memory that is already in cache;
-* each row's parameters, gradient accumulator and Adam moments sit side by
-  side in one record, ``[w_0..w_{k-1}, b | g.. | m.. | v..]`` (the bias in slot
-  ``k`` of each segment), so a rating touches one contiguous record per side;
+* the ratings are stored once per fit block by block (``u``, ``i`` as int32), and each epoch shuffles every block
+  in place just before training it, so the shuffle and the training read memory that is already in cache;
+* each row's parameters and Adam moments sit side by side in one record, so a rating touches one contiguous
+  record per side (the bias in slot ``k`` of each segment): ``[p | m | v]`` for ``lazy_adam`` and ``[p]`` for
+  ``sgd``, their gradients in per-thread slots (:mod:`npmf.sgd._lazy_blocks`), and ``[p | g | m | v]`` for dense
+  ``adam``, whose kernel :func:`_block` accumulates in the records;
 * a block touches only 1/P of the rows, so its records stay in cache.
 
-Records are built from the model's arrays when training starts; the
-parameters are copied back after every epoch whose loss is finite
-(:meth:`BlockEpochs.write_params`), and Adam's moments live in the records
-only, until training ends (:meth:`BlockEpochs.give_back`).
+Records are built from the model's arrays when training starts; the parameters are copied back after every epoch
+whose loss is finite (:meth:`BlockEpochs.write_params`), and Adam's moments live in the records only, until
+training ends (:meth:`BlockEpochs.give_back`).
 
-The per-block kernel is compiled with ``fastmath={"reassoc", "nsz"}`` so that
-LLVM vectorises the dot products and the squared norms of the loss; it
-therefore agrees with the twin to about 1e-16 relative, not to the bit (the
-tests ask 1e-12). Compilation is deterministic, so reruns give the same bits.
-The formulas (residual, loss term, gradients, Adam and SGD steps) are the
-serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into this kernel and
-so compiled under its fastmath flags.
+The per-block kernels are compiled with ``fastmath={"reassoc", "nsz"}`` so that LLVM vectorises the dot products
+and the squared norms of the loss; they therefore agree with the twin to about 1e-16 relative, not to the bit (the
+tests ask 1e-12). Compilation is deterministic, so reruns give the same bits. The formulas (residual, loss term,
+gradients, Adam and SGD steps) are the serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into these kernels
+and so compiled under their fastmath flags.
 
 Dense ``adam`` steps the batch's rows as ``lazy_adam`` does and catches the others up
 (:mod:`npmf.sgd._catchup_kernels`); rows trained at once are disjoint, so any thread count gives the twin's result.
@@ -58,6 +52,7 @@ from ._formulas import (
     residual,
     sgd_scalar,
 )
+from ._lazy_blocks import _block_slots
 from .config import BLOCK_OPTIMIZERS
 from .optimizers import adam_step_sizes, project_rows
 
@@ -189,7 +184,8 @@ def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, m
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
-                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, threads, cu, nn):  # fmt: skip
+                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, slots, slot_u, slot_i, threads, cu,
+                  nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
     Slot ``t`` of sub-epoch ``s`` trains blocks ``s P + plan[s, c]`` for ``c`` in
@@ -199,7 +195,8 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
     sub-epoch share no row and ``totals`` is summed in schedule order.
     ``threads[b]`` records which thread took block ``b``. Each block is shuffled
     (:func:`npmf.sgd._block_data._shuffle`) just before it is trained, by
-    :func:`_block_sgd` (``bs == 1`` plain SGD) or :func:`_block`, with slot ``t``'s
+    :func:`_block_sgd` (``bs == 1`` plain SGD), :func:`_block` (dense ``adam``) or
+    :func:`npmf.sgd._lazy_blocks._block_slots` (``lazy_adam``, minibatch SGD), with slot ``t``'s
     scratch (:func:`_scratch`).
     """
     T = bounds.shape[1] - 1
@@ -213,6 +210,10 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
                 _shuffle(u, i, r, start, stop, seeds[b])
                 if bs == 1 and not lazy:
                     totals[b] = _block_sgd(u, i, r, start, stop, first[b], U, V, mu, fit_bias, lr, reg, tmp, nn)
+                elif slot_u.shape[0] > 0:
+                    totals[b] = _block_slots(u, i, r, start, stop, tag0, first[b], U, V, slot_u, slot_i, alphas, mu,
+                                             bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmp, nn, rows_u, rows_i, gw, gh,
+                                             slots[t, 0], slots[t, 1])  # fmt: skip
                 else:
                     totals[b] = _block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, alphas, mu, bs,
                                        lazy, fit_bias, lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh,
@@ -253,8 +254,8 @@ class BlockEpochs:
     Memory: the ratings once more as int32, int32 and ``dtype`` (12 or 16
     bytes each; ``u`` and ``i`` are the only per-rating codes there are when
     given as ``Codes``), and the records, ``(n_users + n_items) * segments *
-    (k + 1)`` values with 4 segments for ``lazy_adam`` (2 for ``sgd``, 1 for
-    ``sgd`` with ``batch_size=1``). The records are built before the ratings
+    (k + 1)`` values with 4 segments for dense ``adam``, 3 for ``lazy_adam``
+    and 1 for ``sgd``. The records are built before the ratings
     are copied, so the caller's moments are gone by then.
     """
 
@@ -264,7 +265,8 @@ class BlockEpochs:
         bs = config.batch_size
         self.lazy = config.optimizer in ("adam", "lazy_adam")  # Adam's moments live in the records
         self.dense = config.optimizer == "adam"
-        self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
+        self.segments = 4 if self.dense else (3 if self.lazy else 1)  # [p | g | m | v], [p | m | v], [p]
+        self.slotted = not self.dense and (self.lazy or bs > 1)
         self._pack(params, m, v)
         self.n_users, self.n_items = len(params[0]), len(params[1])
         self.n_ratings = len(u.keys if isinstance(u, Codes) else u)
@@ -303,7 +305,7 @@ class BlockEpochs:
             X = np.zeros((params[side].shape[0], self.segments * s), self.dtype)
             X[:, :k], X[:, k] = params[side], params[side + 2]
             if self.lazy:
-                for state, seg in ((m, 2), (v, 3)):
+                for state, seg in ((m, self.segments - 2), (v, self.segments - 1)):
                     X[:, seg * s : seg * s + k], X[:, seg * s + k] = state[side], state[side + 2]
             self.records.append(X)
         self._moments = None if self.lazy else (m, v)
@@ -334,7 +336,7 @@ class BlockEpochs:
         m, v = [None] * 4, [None] * 4
         for side in (0, 1):
             X, self.records[side] = self.records[side], None
-            _keep_moments(X, s)
+            _keep_moments(X, s, self.segments)
             try:
                 X.resize((len(X), 2 * s), refcheck=True)
             except ValueError:  # a view of the records is still held somewhere: copy instead
@@ -349,8 +351,9 @@ class BlockEpochs:
         if not self.lazy:
             return self._moments
         s = self.records[0].shape[1] // self.segments
-        m = [X[:, 2 * s : 3 * s - 1] for X in self.records] + [X[:, 3 * s - 1] for X in self.records]
-        v = [X[:, 3 * s : 4 * s - 1] for X in self.records] + [X[:, 4 * s - 1] for X in self.records]
+        a, b = self.segments - 2, self.segments - 1  # m's and v's segments, the last two
+        m = [X[:, a * s : (a + 1) * s - 1] for X in self.records] + [X[:, (a + 1) * s - 1] for X in self.records]
+        v = [X[:, b * s : (b + 1) * s - 1] for X in self.records] + [X[:, (b + 1) * s - 1] for X in self.records]
         return m, v
 
     def run(self, rng, mu, t0):
@@ -370,7 +373,8 @@ class BlockEpochs:
         totals = np.zeros(self.P * self.P)
         if self._scratch is None or self._scratch[3].shape[1] != cu[0].shape[1] + 1:
             s = self.records[0].shape[1] // self.segments
-            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1])
+            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1],
+                                     self.slotted, self.n_users, self.n_items)  # fmt: skip
         with numba_threads(c.n_threads):
             # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
             # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
