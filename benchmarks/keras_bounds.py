@@ -18,6 +18,12 @@ Parts (medians of ``--repeats`` epochs, same split and seed as the comparison):
   The plain loop in float32 is slowed by subnormal moments (m of rows absent
   for hundreds of steps decays below float32's smallest normal, and x86 runs
   subnormal arithmetic in microcode), which the catch-up never computes;
+- ``inside dense_epoch``: the serial catch-up kernel's batches rerun by a copy
+  of its loop (:func:`_dense_parts`, the same inlined helpers) without the
+  batches' catch-ups, and also without the Adam steps, so that the catch-ups
+  (whole kernel minus the first) and the steps (first minus second) show;
+  and the per-epoch Python around it (packing and unpacking the records, the
+  tables: :func:`npmf.sgd._dense_kernels.dense_arguments`);
 - ``catch-up tables``: the NumPy/Numba work per epoch before dense ``adam``'s
   kernel runs (:func:`npmf.sgd._catchup_kernels.catch_up_state`);
 - ``dense Adam update``: Keras' Adam applied to all (M + N)k factors once per
@@ -38,13 +44,54 @@ import numpy as np
 from machine import describe, markdown
 
 import npmf
-from npmf.sgd import _catchup_kernels, _kernels, optimizers
+from npmf.sgd import _catchup_kernels, _dense_kernels, _kernels, optimizers
+from npmf.sgd._dense_kernels import _adam_records, _list
+from npmf.sgd._formulas import bias_gradient, factor_gradient, loss_term, penalty, residual
 
 
 @numba.njit(cache=True)
 def _dense_adam_steps(p, g, m, v, alphas, c1, c2, epsilon):
     for s in range(alphas.shape[0]):
         _kernels._adam_dense(p, g, m, v, alphas[s], c1, c2, epsilon)
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _dense_parts(u, i, r, bs, mu, U, I, rows_u, rows_i, stamp_u, stamp_i, alphas, c1, c2, eps, reg, c_full, c_last,
+                 lanes, trained, nn, cu, steps):  # fmt: skip
+    """:func:`npmf.sgd._dense_kernels.dense_epoch`'s batches without their catch-ups (and flush), and without the
+    Adam steps unless ``steps``: the same arguments, loop and helpers (keep it in step with the kernel)."""
+    n = r.shape[0]
+    s = len(lanes)
+    width = len(trained)
+    k = s - 1
+    zero = alphas[0] * 0
+    total = 0.0
+    for b in range((n + bs - 1) // bs):
+        start = b * bs
+        stop = min(start + bs, n)
+        c = c_full if stop - start == bs else c_last
+        nu = 0
+        ni = 0
+        for j in range(start, stop):
+            if stamp_u[u[j]] != b:
+                nu = _list(stamp_u, rows_u, U, u[j], b, nu, s, width, zero)
+            if stamp_i[i[j]] != b:
+                ni = _list(stamp_i, rows_i, I, i[j], b, ni, s, width, zero)
+        for j in range(start, stop):
+            x = u[j]
+            y = i[j]
+            e = residual(mu, U[x, k], I[y, k], U, x, I, y, k, r, j)
+            total += loss_term(e, reg, penalty(U, x, I, y, k, U[x, k], I[y, k], zero))
+            for f in range(k):
+                U[x, 3 * s + f] += c * factor_gradient(e, I[y, f], reg, U[x, f])
+                I[y, 3 * s + f] += c * factor_gradient(e, U[x, f], reg, I[y, f])
+            if width > k:
+                U[x, 3 * s + k] += c * bias_gradient(e, reg, U[x, k])
+                I[y, 3 * s + k] += c * bias_gradient(e, reg, I[y, k])
+        if steps:
+            _adam_records(U, rows_u, nu, s, width, alphas[b], c1, c2, eps)
+            _adam_records(I, rows_i, ni, s, width, alphas[b], c1, c2, eps)
+    return total
 
 
 def _median_seconds(fn, repeats):
@@ -101,6 +148,11 @@ def profile(seed=0, batch_size=32, repeats=20):
             )
             out[f"adam epoch kernel, {form}, {np.dtype(dtype).name}"] = _median_seconds(epoch, repeats)
 
+    # Inside the catch-up kernel, float32 (Keras' precision) and float64: its parts without the catch-ups (and
+    # steps), on records re-packed (untimed) before every run from the state after `repeats` epochs.
+    for dtype in (np.float32, np.float64):
+        out.update(_inside_dense_epoch(model, u, i, r.astype(dtype), batch_size, alphas, dtype, repeats))
+
     # The catch-up's per-epoch tables (B_n from this epoch's step sizes; Q, P1, P2, thr are kept across epochs).
     out["catch-up tables per epoch (catch_up_state)"] = _median_seconds(
         lambda: _catchup_kernels.catch_up_state(alphas, model._config(optimizer="adam")), repeats
@@ -112,6 +164,41 @@ def profile(seed=0, batch_size=32, repeats=20):
     )
     out["dense Adam update alone, float32 arithmetic"] = _time_dense(size, np.float32, alphas, repeats)
     return out
+
+
+def _inside_dense_epoch(model, u, i, r, batch_size, alphas, dtype, repeats):
+    """Median seconds of dense_epoch, of :func:`_dense_parts` with and without steps, and of the Python around."""
+    name = np.dtype(dtype).name
+    state = [[a.astype(dtype) for a in group] for group in (model._params(), model._m, model._v)]
+    adam = model._config(optimizer="adam", dtype=name)
+
+    def kernel_seconds(kernel, *extra):
+        times = []
+        for _ in range(repeats + 1):  # the first compiles or loads from cache
+            args = _dense_kernels.dense_arguments(u, i, r, batch_size, 0.0, *state, alphas, adam)[1]
+            start = time.perf_counter()
+            kernel(*args, *extra)
+            times.append(time.perf_counter() - start)
+        return float(np.median(times[1:]))
+
+    return {
+        f"inside dense_epoch, {name}: the whole kernel": kernel_seconds(_dense_kernels.dense_epoch),
+        f"inside dense_epoch, {name}: residuals, gradients, Adam steps (no catch-up)": kernel_seconds(
+            _dense_parts, True
+        ),
+        f"inside dense_epoch, {name}: residuals and gradients": kernel_seconds(_dense_parts, False),
+        f"inside dense_epoch, {name}: the Python around it (pack, tables, unpack)": _median_seconds(
+            lambda: _python_around(u, i, r, batch_size, state, alphas, adam), repeats
+        ),
+    }
+
+
+def _python_around(u, i, r, batch_size, state, alphas, config):
+    """:func:`npmf.sgd._dense_kernels.dense_epoch_numba` but for the kernel: its arguments, then the unpacking."""
+    params, m, v = state
+    records, _ = _dense_kernels.dense_arguments(u, i, r, batch_size, 0.0, params, m, v, alphas, config)
+    for X, side in zip(records, range(2), strict=True):
+        _dense_kernels.pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], True)
 
 
 def _time_dense(size, dtype, alphas, repeats):

@@ -30,7 +30,8 @@ Usage::
     python benchmarks/scale.py --preset issue11        # issue 11: both shapes, 5M and 25M, k=32, 2 threads
     python benchmarks/scale.py --preset issue11-quick  # the same at 5M only, 2 epochs
 
-Writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--out`` to change).
+Writes ``benchmarks/results/scale.json`` and ``scale.md`` (``--out`` to change). The memory floor that bounds
+these figures is ``benchmarks/scale_bounds.py``'s.
 """
 
 import argparse
@@ -477,8 +478,10 @@ block epochs directly on int32 codes (no id encoding), `serial` is the single-th
 How npmf gets there (see `npmf/sgd/blocks.py`, `npmf/sgd/_block_kernels.py`): LibMF/DSGD block scheduling with a fixed
 rotation of P x P blocks (P <= 64, from the number of ratings and the batch size only), so the result is the
 same bits for any thread count; ratings stored once per fit block by block as int32/int32/dtype and shuffled in
-place per block each epoch; each row's w, b, g, m, v in one record; gradient accumulation and Adam through
-scratch rows so LLVM vectorises them.
+place per block each epoch; each row's w, b, m, v in one record (`[p | m | v]` for `lazy_adam`, `[p]` for `sgd`,
+`[p | g | m | v]` for dense `adam`), a batch's gradients in per-thread slots (`npmf/sgd/_lazy_blocks.py`), and
+Adam's row steps vectorised. What bounds these figures: `python benchmarks/scale_bounds.py` (the memory floor of
+the blocks' access pattern next to the kernels, in one run).
 
 Where the memory goes in `fit` (see `npmf/core/encoding.py`): the caller's arrays (the payload's ratings), the
 parameters, the records (parameters, gradients and, for `lazy_adam`, Adam's moments, which the model then reads

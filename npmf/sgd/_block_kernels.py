@@ -1,38 +1,32 @@
 """Numba kernels for block-scheduled ``adam``, ``lazy_adam`` and ``sgd`` on every core.
 
-:mod:`npmf.sgd.blocks` defines the epoch (LibMF/DSGD block scheduling: blocks that
-share no user and no item stratum run at the same time, without locks) and
-holds its plain-NumPy twin, :func:`npmf.sgd.blocks.epoch_blocks_numpy`; the tests
-hold :meth:`BlockEpochs.run` equal to it to 1e-12 in float64, with one thread
-and with two. No two threads ever write the same memory, so unlike Hogwild
-(and unlike umap's parallel layout) the result is the same bits with any
-number of threads.
+:mod:`npmf.sgd.blocks` defines the epoch (LibMF/DSGD block scheduling: blocks that share no user and no item
+stratum run at the same time, without locks) and holds its plain-NumPy twin,
+:func:`npmf.sgd.blocks.epoch_blocks_numpy`; the tests hold :meth:`BlockEpochs.run` equal to it to 1e-12 in
+float64, with one thread and with two. No two threads ever write the same memory, so unlike Hogwild (and unlike
+umap's parallel layout) the result is the same bits with any number of threads.
 
-Memory layout. The serial kernel gathers ``u[perm], i[perm], r[perm]`` and
-then, per rating, reads and writes separate ``W, m, v, g`` arrays: eight rows
-in four arrays per side, far apart in memory, and with 25M ratings nearly
-every one a cache miss. Here
+Memory layout. The serial kernel gathers ``u[perm], i[perm], r[perm]`` and then, per rating, reads and writes
+separate ``W, m, v, g`` arrays: eight rows in four arrays per side, far apart in memory, and with 25M ratings
+nearly every one a cache miss. Here
 
-* the ratings are stored once per fit block by block (``u``, ``i`` as int32),
-  and each epoch shuffles every block in place just before training it, so the
-  shuffle and the training read memory that is already in cache;
-* each row's parameters, gradient accumulator and Adam moments sit side by
-  side in one record, ``[w_0..w_{k-1}, b | g.. | m.. | v..]`` (the bias in slot
-  ``k`` of each segment), so a rating touches one contiguous record per side;
+* the ratings are stored once per fit block by block (``u``, ``i`` as int32), and each epoch shuffles every block
+  in place just before training it, so the shuffle and the training read memory that is already in cache;
+* each row's parameters and Adam moments sit side by side in one record, so a rating touches one contiguous
+  record per side (the bias in slot ``k`` of each segment): ``[p | m | v]`` for ``lazy_adam`` and ``[p]`` for
+  ``sgd``, their gradients in per-thread slots (:mod:`npmf.sgd._lazy_blocks`), and ``[p | m | v | sqrt v]`` for
+  dense ``adam`` (:mod:`npmf.sgd._dense_blocks`);
 * a block touches only 1/P of the rows, so its records stay in cache.
 
-Records are built from the model's arrays when training starts; the
-parameters are copied back after every epoch whose loss is finite
-(:meth:`BlockEpochs.write_params`), and Adam's moments live in the records
-only, until training ends (:meth:`BlockEpochs.give_back`).
+Records are built from the model's arrays when training starts; the parameters are copied back after every epoch
+whose loss is finite (:meth:`BlockEpochs.write_params`), and Adam's moments live in the records only, until
+training ends (:meth:`BlockEpochs.give_back`).
 
-The per-block kernel is compiled with ``fastmath={"reassoc", "nsz"}`` so that
-LLVM vectorises the dot products and the squared norms of the loss; it
-therefore agrees with the twin to about 1e-16 relative, not to the bit (the
-tests ask 1e-12). Compilation is deterministic, so reruns give the same bits.
-The formulas (residual, loss term, gradients, Adam and SGD steps) are the
-serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into this kernel and
-so compiled under its fastmath flags.
+The per-block kernels are compiled with ``fastmath={"reassoc", "nsz"}`` so that LLVM vectorises the dot products
+and the squared norms of the loss; they therefore agree with the twin to about 1e-16 relative, not to the bit (the
+tests ask 1e-12). Compilation is deterministic, so reruns give the same bits. The formulas (residual, loss term,
+gradients, Adam and SGD steps) are the serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into these kernels
+and so compiled under their fastmath flags.
 
 Dense ``adam`` has kernels of its own (:mod:`npmf.sgd._dense_blocks`: the serial dense kernel's records and
 catch-up, on the same schedule); :class:`BlockEpochs` holds its records and runs its epochs.
@@ -46,19 +40,19 @@ from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
-from ._block_steps import AHEAD, _adam_rows, _scratch, _sgd_rows, lines_of, prefetch_row
+from ._block_steps import AHEAD, _scratch, lines_of, prefetch_row
 from ._catchup_kernels import NO_CATCH_UP
 from ._dense_blocks import DenseBlocks
 from ._formulas import (
     bias_gradient,
     factor_gradient,
-    list_row,
     loss_term,
     penalty,
     project_row,
     residual,
     sgd_scalar,
 )
+from ._lazy_blocks import _block_slots
 from .config import BLOCK_OPTIMIZERS
 from .optimizers import adam_step_sizes, project_rows
 
@@ -123,69 +117,10 @@ def _block_sgd(u, i, r, start, stop, batch0, U, V, mu, fit_bias, lr, reg, tmp, n
     return total
 
 
-@_fast
-def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-           lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh, G):  # fmt: skip
-    """Train one (shuffled) block in minibatches of ``bs``, in place; returns the sum of its ratings' loss terms.
-
-    The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
-    serial kernel's), on the records: bias in slot ``k``, gradient segment at
-    ``s``. The loss's squared norms are summed from ``zero``, in the records'
-    dtype, so that under fastmath LLVM vectorises that sum.
-    ``nn`` (``non_negative``) projects the factors stepped, and a row as it is read (docs/derivation.md, 9).
-    ``rows_u``, ``rows_i`` (``bs`` each), ``gw``, ``gh`` (``k + 1``) and ``G`` are the thread slot's scratch,
-    allocated once per fit, so that this kernel allocates nothing and runs without reference counting.
-    """
-    k = U.shape[1] // (4 if lazy else 2) - 1
-    s = k + 1
-    n_trained = s if fit_bias else k
-    zero = U[0, 0] * 0
-    total = 0.0
-    lines = lines_of(U, U.shape[1])  # the whole record: the catch-up and the step read m, v too
-    for b in range((stop - start + bs - 1) // bs):
-        lo = start + b * bs
-        hi = min(lo + bs, stop)
-        tmp[0] = 2.0 / (hi - lo)
-        c = tmp[0]
-        tag = tag0 + batch0 + b
-        nu = 0
-        ni = 0
-        for j in range(lo, hi):
-            x = u[j]
-            y = i[j]
-            if j + AHEAD < stop:
-                prefetch_row(U, u[j + AHEAD], 0, lines)
-                prefetch_row(V, i[j + AHEAD], 0, lines)
-            nu = list_row(stamp_u, x, tag, rows_u, nu)
-            ni = list_row(stamp_i, y, tag, rows_i, ni)
-            project_row(U, x, k, nn and batch0 + b > 0)
-            project_row(V, y, k, nn and batch0 + b > 0)
-            e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
-            total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
-            for f in range(k):
-                gw[f] = factor_gradient(e, V[y, f], reg, U[x, f])
-                gh[f] = factor_gradient(e, U[x, f], reg, V[y, f])
-            # Through scratch rows: one loop that reads one segment of a record and
-            # writes another does not vectorise (LLVM cannot rule out overlap); these do.
-            for f in range(k):
-                U[x, s + f] += c * gw[f]
-            for f in range(k):
-                V[y, s + f] += c * gh[f]
-            if fit_bias:
-                U[x, s + k] += c * bias_gradient(e, reg, U[x, k])
-                V[y, s + k] += c * bias_gradient(e, reg, V[y, k])
-        if lazy:
-            _adam_rows(U, rows_u, nu, n_trained, s, alphas[batch0 + b], c1, c2, eps, nn)
-            _adam_rows(V, rows_i, ni, n_trained, s, alphas[batch0 + b], c1, c2, eps, nn)
-        else:  # SGD gets no step sizes
-            _sgd_rows(U, rows_u, nu, n_trained, s, lr, nn)
-            _sgd_rows(V, rows_i, ni, n_trained, s, lr, nn)
-    return total
-
-
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
-                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, threads, cu, nn):  # fmt: skip
+                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, slots, slot_u, slot_i, threads, cu,
+                  nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
     Slot ``t`` of sub-epoch ``s`` trains blocks ``s P + plan[s, c]`` for ``c`` in
@@ -195,13 +130,14 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
     sub-epoch share no row and ``totals`` is summed in schedule order.
     ``threads[b]`` records which thread took block ``b``. Each block is shuffled
     (:func:`npmf.sgd._block_data._shuffle`) just before it is trained, by
-    :func:`_block_sgd` (``bs == 1`` plain SGD) or :func:`_block`, with slot ``t``'s
+    :func:`_block_sgd` (``bs == 1`` plain SGD) or
+    :func:`npmf.sgd._lazy_blocks._block_slots` (``lazy_adam``, minibatch SGD), with slot ``t``'s
     scratch (:func:`_scratch`).
     """
     T = bounds.shape[1] - 1
     for s in range(P):
         for t in prange(T):
-            tmp, rows_u, rows_i, gw, gh, G = tmps[t], rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1], Gs[t]
+            tmp, rows_u, rows_i, gw, gh = tmps[t], rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1]
             for c in range(bounds[s, t], bounds[s, t + 1]):
                 b = s * P + plan[s, c]
                 threads[b] = numba.get_thread_id()
@@ -210,9 +146,9 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
                 if bs == 1 and not lazy:
                     totals[b] = _block_sgd(u, i, r, start, stop, first[b], U, V, mu, fit_bias, lr, reg, tmp, nn)
                 else:
-                    totals[b] = _block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, alphas, mu, bs,
-                                       lazy, fit_bias, lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh,
-                                       G)  # fmt: skip
+                    totals[b] = _block_slots(u, i, r, start, stop, tag0, first[b], U, V, slot_u, slot_i, alphas, mu,
+                                             bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmp, nn, rows_u, rows_i, gw, gh,
+                                             slots[t, 0], slots[t, 1])  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -249,8 +185,8 @@ class BlockEpochs:
     Memory: the ratings once more as int32, int32 and ``dtype`` (12 or 16
     bytes each; ``u`` and ``i`` are the only per-rating codes there are when
     given as ``Codes``), and the records, ``(n_users + n_items) * segments *
-    (k + 1)`` values with 4 segments for ``lazy_adam`` (2 for ``sgd``, 1 for
-    ``sgd`` with ``batch_size=1``). The records are built before the ratings
+    (k + 1)`` values with 4 segments for dense ``adam``, 3 for ``lazy_adam``
+    and 1 for ``sgd``. The records are built before the ratings
     are copied, so the caller's moments are gone by then.
     """
 
@@ -260,9 +196,10 @@ class BlockEpochs:
         bs = config.batch_size
         self.lazy = config.optimizer in ("adam", "lazy_adam")  # Adam's moments live in the records
         self.dense = config.optimizer == "adam"
-        self.segments = 4 if self.lazy else (2 if bs > 1 else 1)
-        # Segments of m and v: lazy_adam's records are [p | g | m | v], dense adam's [p | m | v | sqrt v].
-        self._mv = (1, 2) if self.dense else (2, 3)
+        self.segments = 4 if self.dense else (3 if self.lazy else 1)  # [p | m | v | sqrt v], [p | m | v], [p]
+        self.slotted = not self.dense and (self.lazy or bs > 1)
+        # Segments of m and v: the last two, but dense adam's records are [p | m | v | sqrt v].
+        self._mv = (1, 2) if self.dense else (self.segments - 2, self.segments - 1)
         self._pack(params, m, v)
         self.n_users, self.n_items = len(params[0]), len(params[1])
         self.n_ratings = len(u.keys if isinstance(u, Codes) else u)
@@ -340,7 +277,7 @@ class BlockEpochs:
         m, v = [None] * 4, [None] * 4
         for side in (0, 1):
             X, self.records[side] = self.records[side], None
-            _keep_moments(X, s)
+            _keep_moments(X, s, self.segments)
             try:
                 X.resize((len(X), 2 * s), refcheck=True)
             except ValueError:  # a view of the records is still held somewhere: copy instead
@@ -383,7 +320,8 @@ class BlockEpochs:
             return float(total), self.n_batches
         if self._scratch is None or self._scratch[3].shape[1] != cu[0].shape[1] + 1:
             s = self.records[0].shape[1] // self.segments
-            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1])
+            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1],
+                                     self.slotted, self.n_users, self.n_items)  # fmt: skip
         with numba_threads(c.n_threads):
             # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
             # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.

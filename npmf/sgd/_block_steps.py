@@ -1,6 +1,6 @@
 """The block kernels' row steps (:func:`_adam_rows`, :func:`_sgd_rows`), scratch and memory hint (:func:`prefetch_row`).
 
-:func:`npmf.sgd._block_kernels._block` accumulates a minibatch's gradients in
+:func:`npmf.sgd._block_kernels._block` (dense ``adam``) accumulates a minibatch's gradients in
 the records' gradient segments and then steps the rows it listed with these.
 Like the block kernels they allocate nothing and run without Numba's reference
 counting. ``prefetch_row`` asks the CPU for a record some ratings before the
@@ -103,12 +103,19 @@ def _sgd_rows(X, rows, n_rows, n_trained, s, lr, nn):
     project_listed(X, rows, n_rows, s - 1, nn)
 
 
-def _scratch(T, bs, s, dtype, n_terms):
-    """The thread slots' scratch for :func:`_block`, allocated once per fit: ``(tmp, rows, grads, G)``.
+def _scratch(T, bs, s, dtype, n_terms, slotted, n_users, n_items):
+    """The thread slots' scratch for :func:`_block` and :func:`npmf.sgd._lazy_blocks._block_slots`, allocated once
+    per fit: ``(tmp, rows, grads, G, slots, slot_u, slot_i)``.
 
     Slot ``t`` has ``tmp[t]`` (one value in the records' dtype), ``rows[t, 0]`` and ``rows[t, 1]`` (the batch's
-    user and item rows), ``grads[t, 0]`` and ``grads[t, 1]`` (one rating's gradient rows) and ``G[t]`` (the
-    catch-up's series terms).
+    user and item rows), ``grads[t, 0]`` and ``grads[t, 1]`` (one rating's gradient rows), ``G[t]`` (the
+    catch-up's series terms) and, if ``slotted`` (``lazy_adam``, minibatch ``sgd``), ``slots[t, 0]``, ``slots[t, 1]``
+    (the batch's gradient rows, ``bs`` x ``s``) and ``slot_u``, ``slot_i``: per row, the last batch that gave it
+    a slot (``-1`` before the first) and that slot (the threads train disjoint rows, so they share them);
+    otherwise these are empty.
     """
+    n_slots = bs if slotted else 0
     return (np.zeros((T, 1), dtype), np.zeros((T, 2, bs), np.int64), np.zeros((T, 2, s), dtype),
-            np.zeros((T, n_terms + 1)))  # fmt: skip
+            np.zeros((T, n_terms + 1)), np.zeros((T, 2, n_slots, s), dtype),
+            np.full((n_users if n_slots else 0, 2), -1, np.int64),
+            np.full((n_items if n_slots else 0, 2), -1, np.int64))  # fmt: skip

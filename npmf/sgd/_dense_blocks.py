@@ -14,8 +14,8 @@ kernels. A row's record is the serial kernel's (:mod:`npmf.sgd._dense_kernels`),
   only rows with an element below it (or ``v = 0``) go element by element
   (:func:`npmf.sgd._dense_kernels.catch_up_record_row`);
 * a batch catches all its rows up before it takes any residual, so the
-  independent catch-ups overlap, and its gradients go to one slot per distinct
-  row of the batch in the thread's scratch, not to the records.
+  independent catch-ups overlap; each row's gradient then goes to its record's
+  fourth segment, whose kept ``sqrt v`` has served (the serial kernel's ``_list``).
 
 The step is the serial kernel's (:func:`npmf.sgd._dense_kernels._adam_records`);
 residual, loss term and gradients are :mod:`npmf.sgd._formulas`'. Rows trained at
@@ -43,7 +43,7 @@ _fast = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False, fast
 
 
 @_inline
-def catch_up_row(X, x, width, last, c, fresh, cu, Gw, row):
+def catch_up_row(X, x, width, lanes, trained, last, c, fresh, cu, Gw, row):
     """Bring record ``x`` of ``X``, last stepped after epoch step ``last``, up to step ``c``.
 
     The choice of :func:`npmf.sgd._dense_kernels.catch_up_record_row` (the short or the narrow series on the whole
@@ -76,7 +76,7 @@ def catch_up_row(X, x, width, last, c, fresh, cu, Gw, row):
     elif thr[s_, 0] > 0.0 and B.shape[1] >= WIDE_TERMS and low >= thr[s_, 1]:
         _series_row(X, x, n, width, last, s_, WIDE_TERMS, Gw, B, Q, P1x[s], P2x[s], epsx, onex, tinyx, row)
     else:
-        catch_up_record_row(X, x, width, last, c, False, cu)
+        catch_up_record_row(X, x, lanes, trained, last, c, cu)
 
 
 @_inline
@@ -132,26 +132,28 @@ def _series(G, terms, y):
 
 
 @_inline
-def _catch_up_listed(X, x, stamp, slot, rows, g, tag, tag0, c, n, width, k, nn, cu, Gw, row, zero):
+def _catch_up_listed(X, x, stamp, rows, tag, tag0, c, count, width, lanes, trained, k, nn, cu, Gw, row, zero):
     """Catch row ``x`` up to epoch step ``c`` and list it for batch ``tag`` (once per batch); returns the count."""
     if stamp[x] == tag:
-        return n
+        return count
     last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
-    catch_up_row(X, x, width, last, c, stamp[x] < tag0, cu, Gw, row)
+    catch_up_row(X, x, width, lanes, trained, last, c, stamp[x] < tag0, cu, Gw, row)
     project_row(X, x, k, nn and c > 0)  # non_negative: once after the catch-up equals per step (derivation, 9)
-    return _list(stamp, slot, rows, g, x, tag, n, zero)
+    return _list(stamp, rows, X, x, tag, count, len(lanes), width, zero)  # clears the gradient segment
 
 
 @_fast
-def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas, mu, bs, width,
-                 fit_bias, c1, c2, eps, reg, tmp, cu, Gw, row, nn, rows_u, rows_i, gu, gi):  # fmt: skip
+def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, width, lanes, trained,
+                 fit_bias, c1, c2, eps, reg, tmp, cu, Gw, row, nn, rows_u, rows_i, gw, gh):  # fmt: skip
     """Train one (shuffled) block of dense ``adam`` in minibatches of ``bs``, in place; returns its loss terms' sum.
 
-    ``stamp_*`` hold the global step (``tag0`` + epoch step) of the batch that last listed each row, ``slot_*``
-    its slot in the batch's gradient rows ``gu``, ``gi``; ``rows_*`` list the batch's rows. All scratch is the
-    thread slot's, allocated once per fit.
+    ``stamp_*`` hold the global step (``tag0`` + epoch step) of the batch that last listed each row; ``rows_*``
+    list the batch's rows, ``gw``, ``gh`` hold a rating's gradients. All scratch is the thread slot's, allocated
+    once per fit. ``lanes``, ``trained``: tuples of ``k + 1`` and ``width`` elements, for the serial kernel's
+    per-element catch-up (:func:`npmf.sgd._dense_kernels.catch_up_record_row`).
     """
-    k = U.shape[1] // 4 - 1
+    s = U.shape[1] // 4
+    k = s - 1
     zero = U[0, 0] * 0
     total = 0.0
     lines = lines_of(U, U.shape[1])
@@ -167,25 +169,29 @@ def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, slo
             if j + AHEAD < hi:
                 prefetch_row(U, u[j + AHEAD], 0, lines)
                 prefetch_row(V, i[j + AHEAD], 0, lines)
-            nu = _catch_up_listed(U, u[j], stamp_u, slot_u, rows_u, gu, tag, tag0, batch0 + b, nu, width, k, nn, cu,
+            nu = _catch_up_listed(U, u[j], stamp_u, rows_u, tag, tag0, batch0 + b, nu, width, lanes, trained, k, nn, cu,
                                   Gw, row, zero)  # fmt: skip
-            ni = _catch_up_listed(V, i[j], stamp_i, slot_i, rows_i, gi, tag, tag0, batch0 + b, ni, width, k, nn, cu,
+            ni = _catch_up_listed(V, i[j], stamp_i, rows_i, tag, tag0, batch0 + b, ni, width, lanes, trained, k, nn, cu,
                                   Gw, row, zero)  # fmt: skip
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
             e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
             total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
-            a = slot_u[x]
-            q = slot_i[y]
             for f in range(k):
-                gu[a, f] += c * factor_gradient(e, V[y, f], reg, U[x, f])
-                gi[q, f] += c * factor_gradient(e, U[x, f], reg, V[y, f])
+                gw[f] = factor_gradient(e, V[y, f], reg, U[x, f])
+                gh[f] = factor_gradient(e, U[x, f], reg, V[y, f])
             if fit_bias:
-                gu[a, k] += c * bias_gradient(e, reg, U[x, k])
-                gi[q, k] += c * bias_gradient(e, reg, V[y, k])
-        _adam_records(U, gu, rows_u, nu, width, alphas[batch0 + b], c1, c2, eps)
-        _adam_records(V, gi, rows_i, ni, width, alphas[batch0 + b], c1, c2, eps)
+                gw[k] = bias_gradient(e, reg, U[x, k])
+                gh[k] = bias_gradient(e, reg, V[y, k])
+            # Into the records' gradient segments through views and the scratch rows, so that the loops vectorise.
+            grad_u, grad_i = U[x, 3 * s : 3 * s + width], V[y, 3 * s : 3 * s + width]
+            for f in range(width):
+                grad_u[f] += c * gw[f]
+            for f in range(width):
+                grad_i[f] += c * gh[f]
+        _adam_records(U, rows_u, nu, s, width, alphas[batch0 + b], c1, c2, eps)
+        _adam_records(V, rows_i, ni, s, width, alphas[batch0 + b], c1, c2, eps)
         project_listed(U, rows_u, nu, k, nn)
         project_listed(V, rows_i, ni, k, nn)
     return total
@@ -198,8 +204,8 @@ def _own(cu, G, Gx):
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
-def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, slot_u, slot_i, alphas,
-                 mu, bs, width, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, series, threads, cu, Gs,
+def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, width,
+                 lanes, trained, fit_bias, c1, c2, eps, reg, totals, tmps, rows, grads, Gws, series, threads, cu, Gs,
                  Gxs, nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the blocks of a sub-epoch on the thread slots, as
     :func:`npmf.sgd._block_kernels._epoch_blocks` schedules them; slot ``t`` has scratch ``tmps[t]``, ``rows[t]``,
@@ -213,8 +219,8 @@ def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, st
                 threads[b] = numba.get_thread_id()
                 start, stop = offsets[b], offsets[b + 1]
                 _shuffle(u, i, r, start, stop, seeds[b])
-                totals[b] = _dense_block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, slot_u, slot_i,
-                                         alphas, mu, bs, width, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t],
+                totals[b] = _dense_block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, alphas, mu, bs,
+                                         width, lanes, trained, fit_bias, c1, c2, eps, reg, tmps[t], cu_t, Gws[t],
                                          series[t], nn, rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1])  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
@@ -223,21 +229,32 @@ def _dense_epoch(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, st
 
 
 @_fast
-def _flush_range(X, lo, hi, stamp, tag0, n_steps, width, cu, Gw, row):
+def _flush_range(X, lo, hi, stamp, tag0, n_steps, width, lanes, trained, cu, Gw, row):
     """:func:`catch_up_row` on records ``lo:hi`` of ``X``, to the epoch's last step ``n_steps``."""
     for x in range(lo, hi):
         last = stamp[x] - tag0 + 1 if stamp[x] >= tag0 else 0
-        catch_up_row(X, x, width, last, n_steps, stamp[x] < tag0, cu, Gw, row)
+        catch_up_row(X, x, width, lanes, trained, last, n_steps, stamp[x] < tag0, cu, Gw, row)
 
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
-def _flush(X, stamp, tag0, n_steps, width, cu, Gs, Gxs, Gws, series):
+def _flush(X, stamp, tag0, n_steps, width, lanes, trained, cu, Gs, Gxs, Gws, series):
     """Every record of ``X`` up to the epoch's end, in one contiguous range per thread slot (rows are independent)."""
     T = Gws.shape[0]
     n = X.shape[0]
     for t in prange(T):
         _flush_range(
-            X, t * n // T, (t + 1) * n // T, stamp, tag0, n_steps, width, _own(cu, Gs[t], Gxs[t]), Gws[t], series[t]
+            X,
+            t * n // T,
+            (t + 1) * n // T,
+            stamp,
+            tag0,
+            n_steps,
+            width,
+            lanes,
+            trained,
+            _own(cu, Gs[t], Gxs[t]),
+            Gws[t],
+            series[t],
         )
 
 
@@ -245,15 +262,14 @@ class DenseBlocks:
     """Dense ``adam``'s per-fit state for :class:`npmf.sgd._block_kernels.BlockEpochs`: scratch and epochs.
 
     ``T`` thread slots, batches of ``bs``, records of ``s = k + 1`` per segment and ``dtype``; ``n_users``,
-    ``n_items`` rows (each gets a batch slot index).
+    ``n_items`` rows.
     """
 
     def __init__(self, T, bs, s, dtype, n_users, n_items):
         self.dtype = np.dtype(dtype)
-        self.slots = np.zeros(n_users, np.int64), np.zeros(n_items, np.int64)
         self.tmps = np.zeros((T, 1), dtype)
         self.rows = np.zeros((T, 2, bs), np.int64)
-        self.grads = np.zeros((T, 2, bs, s), dtype)
+        self.grads = np.zeros((T, 2, s), dtype)  # a rating's gradient rows
         self.Gws = np.zeros((T, WIDE_TERMS), dtype)
         self.series = np.zeros((T, 2, s), dtype)  # _series_row's moves and 1/x
         self.Gxs = np.zeros((T, SERIES_TERMS), dtype)
@@ -266,14 +282,29 @@ class DenseBlocks:
         cu = record_state(*tables, self.dtype)
         if self.Gs is None or self.Gs.shape[1] != len(tables[5]):
             self.Gs = np.zeros((len(self.Gws), len(tables[5])))
-        width = trainer.records[0].shape[1] // 4 - (0 if c.biases else 1)
+        s = trainer.records[0].shape[1] // 4
+        width = s if c.biases else s - 1
+        lanes, trained = (0,) * s, (0,) * width  # the serial kernel's compile-time row widths (its per-element path)
         total = _dense_epoch(
             trainer.u, trainer.i, trainer.r, trainer.offsets, trainer.first, trainer.P, trainer.plan, trainer.bounds,
-            seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, *self.slots,
-            alphas64.astype(self.dtype), dt(mu), int(c.batch_size), width, bool(c.biases), dt(1.0 - c.beta_1),
-            dt(1.0 - c.beta_2), dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws,
+            seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, alphas64.astype(self.dtype), dt(mu),
+            int(c.batch_size), width, lanes, trained, bool(c.biases), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2),
+            dt(c.epsilon), dt(c.reg), totals, self.tmps, self.rows, self.grads, self.Gws,
             self.series, trainer.threads, cu, self.Gs, self.Gxs, bool(c.non_negative),
         )  # fmt: skip
         for X, stamp in zip(trainer.records, (trainer.stamp_u, trainer.stamp_i), strict=True):
-            _flush(X, stamp, int(t0), trainer.n_batches, width, cu, self.Gs, self.Gxs, self.Gws, self.series)
+            _flush(
+                X,
+                stamp,
+                int(t0),
+                trainer.n_batches,
+                width,
+                lanes,
+                trained,
+                cu,
+                self.Gs,
+                self.Gxs,
+                self.Gws,
+                self.series,
+            )
         return total

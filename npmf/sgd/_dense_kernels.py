@@ -11,24 +11,30 @@ kernel copies the model's separate arrays into one record per row,
   loop over contiguous memory (:func:`catch_up_record_row`), independent
   chains the core runs side by side;
 * ``x = sqrt(v)`` is kept from each row's last step, which computes it anyway
-  (:func:`npmf.sgd._formulas.adam_scalar_root`), so the catch-up takes no square
-  root: the same value, so the same bits in float64;
+  (:func:`npmf.sgd._formulas.adam_scalar_root`), and :func:`pack` takes it
+  for the rest, so the catch-up takes no square root: the same value, so the
+  same bits in float64;
 * a row whose elements all have :math:`\\epsilon / x \\le 10^{-4}` takes the series'
   first 4 terms, not 8 (:data:`npmf.sgd.catchup.SHORT_TERMS`, the same bound);
 * float32 records take that series in float32 arithmetic (float32's rounding
-  is far above its truncation), with no float32 subnormal as an operand;
+  is far above its truncation), with no float32 subnormal as an operand, and
+  their residuals and gradients in float32 too (float64 records: the same
+  float64 as the plain loop);
 * a batch catches all its rows up before it takes any residual, so the
   catch-ups, independent of each other, overlap instead of waiting on them;
-* the batch's gradients go to one slot per distinct row of the batch (as in
-  :func:`npmf.sgd._rating_kernels.batched`), so nothing as large as the model
-  is cleared per step.
+* once caught up, a row's kept ``sqrt v`` has served, so the batch
+  accumulates the row's gradient in that segment (cleared when the row is
+  listed) and its step writes the new root there: the step reads and writes
+  one record, and nothing as large as the model is cleared per step;
+* the kernel is compiled per record width (tuples ``lanes``, ``trained``), so
+  its loops over a row have trip counts fixed at compile time.
 
 Measured on the Keras recipe (ML-100k, k = 3, batch 32, interleaved in one
-process at load ~2.5), the kernel takes 0.70 of the time of the one it replaced
-(``_dense_epoch``, separate arrays); what is left is about a third each the
-residuals and gradients, the steps (a scalar square root and division per
-element: the rows are 4 wide and scattered, and gathering them into a flat
-buffer to vectorise the step was slower), and the catch-ups.
+process on a loaded machine; ``benchmarks/keras_bounds.py``, "inside
+dense_epoch"), the batches' catch-ups take 40-65% of the kernel's time, the
+residuals and gradients about a fifth, the steps (a scalar square root and
+division per element: Numba leaves LLVM's SLP vectoriser off, so a row's few
+elements are not stepped as one vector) the rest; the flush ~5%.
 
 The arithmetic and its order are those of the plain dense loop's twin
 (:func:`npmf.sgd.optimizers.epoch_numpy`), up to the catch-up's rounding; the
@@ -54,7 +60,7 @@ from ._formulas import (
 )
 from .catchup import SERIES_TERMS, SHORT_TERMS
 
-__all__ = ["dense_epoch", "dense_epoch_numba", "pack", "record_state"]
+__all__ = ["dense_epoch", "dense_arguments", "dense_epoch_numba", "pack", "record_state"]
 
 # Without reference counting (see npmf.sgd._kernels): the kernel allocates nothing, the caller passes the scratch.
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
@@ -63,7 +69,13 @@ _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
 
 @_jit
 def pack(X, P, b, M, mb, V, vb, out):
-    """``X[x] = [P[x], b[x] | M[x], mb[x] | V[x], vb[x] | .]`` for every row ``x``; ``out`` reverses it."""
+    """``X[x] = [P[x], b[x] | M[x], mb[x] | V[x], vb[x] | sqrt V[x], sqrt vb[x]]`` for every row ``x``; ``out`` reverses
+    the first three segments.
+
+    The fourth, :math:`\\sqrt v`, is what each row's last step kept (:func:`_adam_records`): the catch-up divides by
+    it, and a row not yet stepped this epoch has it from here (``np.sqrt`` is correctly rounded in either dtype, as
+    the step's).
+    """
     k = P.shape[1]
     s = k + 1
     for x in range(X.shape[0]):
@@ -72,33 +84,32 @@ def pack(X, P, b, M, mb, V, vb, out):
                 P[x, f], M[x, f], V[x, f] = X[x, f], X[x, s + f], X[x, 2 * s + f]
             else:
                 X[x, f], X[x, s + f], X[x, 2 * s + f] = P[x, f], M[x, f], V[x, f]
+                X[x, 3 * s + f] = np.sqrt(V[x, f])
         if out:
             b[x], mb[x], vb[x] = X[x, k], X[x, s + k], X[x, 2 * s + k]
         else:
             X[x, k], X[x, s + k], X[x, 2 * s + k] = b[x], mb[x], vb[x]
+            X[x, 3 * s + k] = np.sqrt(vb[x])
 
 
 @_inline
-def catch_up_record_row(X, x, width, last, c, fresh, cu):
+def catch_up_record_row(X, x, lanes, trained, last, c, cu):
     """Bring record ``x`` of ``X`` (``[p | m | v | sqrt v]``), last stepped after step ``last``, up to step ``c``.
 
-    ``fresh``: the row has not been stepped this epoch, so its kept ``sqrt v``
-    is not yet there. Where every one of its ``width`` elements takes the
-    narrow series, one branch-free loop replays them all; otherwise each
-    element takes its own form (:func:`npmf.sgd._formulas.catch_up_elements`).
-    ``cu`` is :func:`dense_epoch`'s.
+    ``lanes`` and ``trained`` are tuples whose lengths, ``s = k + 1`` (a segment) and the elements a step moves
+    (``k + 1`` with biases, else ``k``), the kernel is compiled for (:func:`dense_epoch`). Where every trained element
+    takes the narrow series, one branch-free loop replays them all; otherwise each element takes its own form
+    (:func:`npmf.sgd._formulas.catch_up_elements`). ``cu`` is :func:`dense_epoch`'s.
     """
     G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny, Gx, P1x, P2x, epsx, onex, tinyx = cu
     s = c - last
     if s <= 0:
         return
-    n = X.shape[1] // 4
+    n = len(lanes)
+    width = len(trained)
     s_ = min(s, Q.shape[0] - 1)
     lim = thr[s_, 0]
     short = thr[s_, 2]
-    if fresh:
-        for f in range(width):
-            X[x, 3 * n + f] = np.sqrt(X[x, 2 * n + f])  # correctly rounded in either dtype
     narrow = lim > 0.0
     few = True
     for f in range(width):
@@ -142,13 +153,14 @@ def _narrow(X, x, n, width, tau, s_, terms, G, Gx, Bn, Qn, p1, p2, eps, one, tin
 
 
 @_inline
-def _adam_records(X, g, rows, n_rows, width, alpha, c1, c2, eps):
-    """Keras' Adam on records ``rows[:n_rows]`` of ``X``, gradient ``g[a]`` for row ``rows[a]``; keeps ``sqrt v``."""
-    n = X.shape[1] // 4
+def _adam_records(X, rows, n_rows, n, width, alpha, c1, c2, eps):
+    """Keras' Adam on records ``rows[:n_rows]`` of ``X``, each row's gradient in its fourth segment (``n`` wide),
+    which then keeps the step's ``sqrt v``."""
     for a in range(n_rows):
         x = rows[a]
         for f in range(width):
-            p, m, v, root = adam_scalar_root(X[x, f], g[a, f], X[x, n + f], X[x, 2 * n + f], alpha, c1, c2, eps)
+            p, m, v, root = adam_scalar_root(X[x, f], X[x, 3 * n + f], X[x, n + f], X[x, 2 * n + f], alpha, c1, c2,
+                                             eps)  # fmt: skip
             X[x, f] = p
             X[x, n + f] = m
             X[x, 2 * n + f] = v
@@ -156,76 +168,84 @@ def _adam_records(X, g, rows, n_rows, width, alpha, c1, c2, eps):
 
 
 @_inline
-def _list(stamp, slot, rows, g, x, b, n, zero):
-    """List row ``x`` for batch ``b`` in slot ``n`` (clearing the slot's gradient); returns the new count."""
+def _list(stamp, rows, X, x, b, count, n, width, zero):
+    """List row ``x`` for batch ``b`` (its gradient, in the fourth segment, cleared); returns the new count.
+
+    The row's kept ``sqrt v`` there has served its catch-up, which comes first, and its step writes a new one.
+    """
     stamp[x] = b
-    slot[x] = n
-    rows[n] = x
-    for f in range(g.shape[1]):
-        g[n, f] = zero
-    return n + 1
+    rows[count] = x
+    for f in range(width):
+        X[x, 3 * n + f] = zero
+    return count + 1
 
 
 @_jit
-def dense_epoch(u, i, r, bs, mu, U, I, gu, gi, rows_u, rows_i, stamp_u, stamp_i, slot_u, slot_i, alphas, c1, c2, eps,
-                reg, width, nn, cu):  # fmt: skip
+def dense_epoch(u, i, r, bs, mu, U, I, rows_u, rows_i, stamp_u, stamp_i, alphas, c1, c2, eps, reg, c_full, c_last,
+                lanes, trained, nn, cu):  # fmt: skip
     """One epoch of dense ``adam`` over records ``U`` (users) and ``I`` (items), in place; returns the loss sum.
 
-    Ratings come in visiting order. ``width`` is ``k + 1`` with biases, else
-    ``k`` (the bias slot is then read but never moved). ``stamp_*`` start at
-    -1 and then hold the batch that last listed each row. ``cu`` is the
-    catch-up's state, :func:`record_state`; its ``Bn, Qn``, the narrow series'
-    columns of ``B, Q``, are a table a quarter the size, which stays in cache.
+    Ratings come in visiting order. ``lanes`` and ``trained`` are tuples of
+    ``k + 1`` and of ``width`` (``k + 1`` with biases, else ``k``: the bias
+    slot is then read but never moved) elements: the kernel is compiled for
+    their lengths, so its loops over a row have trip counts fixed at compile
+    time. ``stamp_*`` start at -1 and then hold the batch that last listed
+    each row. ``c_full``, ``c_last`` are :math:`2/B` of a full batch and of
+    the last one, in the records' dtype, as are ``mu`` and ``reg``. ``cu`` is
+    the catch-up's state, :func:`record_state`; its ``Bn, Qn``, the narrow
+    series' columns of ``B, Q``, are a table a quarter the size, which stays in cache.
     """
     n = r.shape[0]
-    k = U.shape[1] // 4 - 1
+    s = len(lanes)
+    width = len(trained)
+    k = s - 1
     zero = alphas[0] * 0
     total = 0.0
     n_batches = (n + bs - 1) // bs
     for b in range(n_batches):
         start = b * bs
         stop = min(start + bs, n)
-        c = 2.0 / (stop - start)
+        c = c_full if stop - start == bs else c_last
         nu = 0
         ni = 0
-        for j in range(start, stop):
-            x = u[j]
-            y = i[j]
-            if stamp_u[x] != b:
-                catch_up_record_row(U, x, width, stamp_u[x] + 1, b, stamp_u[x] < 0, cu)
-                project_row(U, x, k, nn and b > 0)  # non_negative: once after the catch-up equals per step (part 9)
-                nu = _list(stamp_u, slot_u, rows_u, gu, x, b, nu, zero)
-            if stamp_i[y] != b:
-                catch_up_record_row(I, y, width, stamp_i[y] + 1, b, stamp_i[y] < 0, cu)
-                project_row(I, y, k, nn and b > 0)
-                ni = _list(stamp_i, slot_i, rows_i, gi, y, b, ni, zero)
+        for side in range(2):  # users, then items: independent rows; one copy of the catch-up (compile time)
+            X, ids, stamp, rows = (U, u, stamp_u, rows_u) if side == 0 else (I, i, stamp_i, rows_i)
+            count = 0
+            for j in range(start, stop):
+                x = ids[j]
+                if stamp[x] != b:
+                    catch_up_record_row(X, x, lanes, trained, stamp[x] + 1, b, cu)
+                    project_row(X, x, k, nn and b > 0)  # non_negative: once after the catch-up equals per step (part 9)
+                    count = _list(stamp, rows, X, x, b, count, s, width, zero)
+            if side == 0:
+                nu = count
+            else:
+                ni = count
         for j in range(start, stop):
             x = u[j]
             y = i[j]
             e = residual(mu, U[x, k], I[y, k], U, x, I, y, k, r, j)
-            total += loss_term(e, reg, penalty(U, x, I, y, k, U[x, k], I[y, k], 0.0))
-            a = slot_u[x]
-            q = slot_i[y]
+            total += loss_term(e, reg, penalty(U, x, I, y, k, U[x, k], I[y, k], zero))
             for f in range(k):
-                gu[a, f] += c * factor_gradient(e, I[y, f], reg, U[x, f])
-                gi[q, f] += c * factor_gradient(e, U[x, f], reg, I[y, f])
-            gu[a, k] += c * bias_gradient(e, reg, U[x, k])
-            gi[q, k] += c * bias_gradient(e, reg, I[y, k])
-        alpha = alphas[b]
-        _adam_records(U, gu, rows_u, nu, width, alpha, c1, c2, eps)
-        _adam_records(I, gi, rows_i, ni, width, alpha, c1, c2, eps)
-        project_listed(U, rows_u, nu, k, nn)
-        project_listed(I, rows_i, ni, k, nn)
-    _flush(U, stamp_u, width, n_batches, cu)
-    _flush(I, stamp_i, width, n_batches, cu)
+                U[x, 3 * s + f] += c * factor_gradient(e, I[y, f], reg, U[x, f])
+                I[y, 3 * s + f] += c * factor_gradient(e, U[x, f], reg, I[y, f])
+            if width > k:
+                U[x, 3 * s + k] += c * bias_gradient(e, reg, U[x, k])
+                I[y, 3 * s + k] += c * bias_gradient(e, reg, I[y, k])
+        for side in range(2):
+            X, rows, count = (U, rows_u, nu) if side == 0 else (I, rows_i, ni)
+            _adam_records(X, rows, count, s, width, alphas[b], c1, c2, eps)
+            project_listed(X, rows, count, k, nn)
+    _flush(U, stamp_u, lanes, trained, n_batches, cu)
+    _flush(I, stamp_i, lanes, trained, n_batches, cu)
     return total
 
 
 @_jit
-def _flush(X, stamp, width, n_steps, cu):
+def _flush(X, stamp, lanes, trained, n_steps, cu):
     """Catch every record of ``X`` up to the epoch's last step ``n_steps`` (a call, not inlined: compile time)."""
     for x in range(X.shape[0]):
-        catch_up_record_row(X, x, width, stamp[x] + 1, n_steps, stamp[x] < 0, cu)
+        catch_up_record_row(X, x, lanes, trained, stamp[x] + 1, n_steps, cu)
 
 
 def record_state(B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64, dtype):
@@ -246,30 +266,39 @@ def record_state(B, Q, P1, P2, thr, G, alphas64, d1, d2, eps64, dtype):
             ft(eps64), ft(1.0), ft(tiny))  # fmt: skip
 
 
+def dense_arguments(u, i, r, batch_size, mu, params, m, v, alphas, config):
+    """The records of ``params, m, v`` (:func:`pack`) and every argument of :func:`dense_epoch` for this epoch.
+
+    Returns ``(records, args)``; ``dense_epoch(*args)`` runs the epoch on ``records``, which
+    :func:`dense_epoch_numba` then unpacks.
+    """
+    W = params[0]
+    k = W.shape[1]
+    ft = W.dtype.type
+    records = [np.empty((len(P), 4 * (k + 1)), W.dtype) for P in params[:2]]
+    for X, side in zip(records, range(2), strict=True):
+        pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], False)
+    scratch = (np.empty(batch_size, np.int64), np.empty(batch_size, np.int64), np.full(len(W), -1, np.int64),
+               np.full(len(params[1]), -1, np.int64))  # fmt: skip
+    width = k + 1 if config.biases else k
+    n = len(r)
+    last = n - (-(-n // batch_size) - 1) * batch_size  # the last batch's size
+    cu = record_state(*catch_up_state(alphas, config), W.dtype)
+    args = (
+        u, i, r, int(batch_size), ft(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
+        ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), ft(config.reg), ft(2.0 / batch_size),
+        ft(2.0 / last), (0,) * (k + 1), (0,) * width, bool(config.non_negative), cu,
+    )  # fmt: skip
+    return records, args
+
+
 def dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config):
     """Dense ``adam``'s epoch in place on the model's arrays ``params, m, v``, ratings in visiting order.
 
     Packs the records, runs :func:`dense_epoch`, and unpacks them; returns the loss sum.
     """
-    W, H, bu, bi = params
-    k = W.shape[1]
-    ft = W.dtype.type
-    records = [np.empty((len(P), 4 * (k + 1)), W.dtype) for P in (W, H)]
-    for X, side in zip(records, range(2), strict=True):
-        pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], False)
-    scratch = (
-        np.empty((batch_size, k + 1), W.dtype), np.empty((batch_size, k + 1), W.dtype),
-        np.empty(batch_size, np.int64), np.empty(batch_size, np.int64),
-        np.full(len(W), -1, np.int64), np.full(len(H), -1, np.int64),
-        np.empty(len(W), np.int64), np.empty(len(H), np.int64),
-    )  # fmt: skip
-    width = k + 1 if config.biases else k
-    cu = record_state(*catch_up_state(alphas, config), W.dtype)
-    total = dense_epoch(
-        u, i, r, int(batch_size), float(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
-        ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), float(config.reg), width,
-        bool(config.non_negative), cu,
-    )  # fmt: skip
+    records, args = dense_arguments(u, i, r, batch_size, mu, params, m, v, alphas, config)
+    total = dense_epoch(*args)
     for X, side in zip(records, range(2), strict=True):
         pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], True)
     return total

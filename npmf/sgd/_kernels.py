@@ -16,7 +16,9 @@ and keeps the check out of the hot loops (Adam divides by ``sqrt(v) + eps > 0``)
 import numba
 import numpy as np
 
+from ..core.threads import ahead
 from . import _rating_kernels
+from ._block_data import _CHUNK
 from ._dense_kernels import dense_epoch_numba
 from ._formulas import (
     adam_scalar,
@@ -223,14 +225,20 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     """Run one epoch in place with the Numba kernel; same contract as
     :func:`npmf.sgd.optimizers.epoch_numpy`.
 
+    ``perm=None`` takes ``u, i, r`` as already in visiting order (as
+    :class:`SerialEpochs` gathers them, ahead, on the second core).
     ``grads`` may be a list of zero arrays shaped like ``params`` to reuse across
     epochs (they are left zero); it is allocated when omitted. ``dense_loop``
     runs dense ``adam`` as the plain loop over every parameter instead of the
     catch-up (the same algorithm; faster for small models, :data:`DENSE_LOOP_ROWS`).
     """
     W, H, bu, bi = params
+    if perm is not None:
+        # Gather in visiting order first: the kernel then streams through memory
+        # instead of jumping through the permutation (twice as fast on ML-100k).
+        u, i, r = u[perm], i[perm], r[perm]
     if config.optimizer == "adam" and not dense_loop:
-        total = dense_epoch_numba(u[perm], i[perm], r[perm], batch_size, mu, params, m, v, alphas, config)
+        total = dense_epoch_numba(u, i, r, batch_size, mu, params, m, v, alphas, config)
         project_factors(config, W, H)
         return total
     if grads is None:
@@ -238,10 +246,8 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
     # Step scalars in the factors' dtype (1 - beta computed exactly as the twin does).
     ft = W.dtype.type
     c1, c2, eps = ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon)
-    # Gather in visiting order first: the kernel then streams through memory
-    # instead of jumping through the permutation (twice as fast on ML-100k).
     arrays = (
-        u[perm], i[perm], r[perm], int(batch_size), float(mu), W, H, _col(bu), _col(bi), m[0], m[1], _col(m[2]),
+        u, i, r, int(batch_size), float(mu), W, H, _col(bu), _col(bi), m[0], m[1], _col(m[2]),
         _col(m[3]), v[0], v[1], _col(v[2]), _col(v[3]), grads[0], grads[1], _col(grads[2]), _col(grads[3]),
         alphas.astype(W.dtype, copy=False),
     )  # fmt: skip
@@ -261,11 +267,22 @@ def epoch_numba(u, i, r, perm, batch_size, mu, params, m, v, alphas, config, gra
 class SerialEpochs:
     """The serial epoch behind the interface of :class:`npmf.sgd._block_kernels.BlockEpochs`.
 
-    ``adam`` runs :func:`epoch_numba` over a permutation drawn in NumPy.
-    ``sgd`` and ``lazy_adam`` run the kernels specialised for them
-    (:mod:`npmf.sgd._rating_kernels`), which shuffle a copy of the ratings, in
-    the order given, in place from one seed per epoch; their twin is
+    ``adam`` runs :func:`epoch_numba` over the ratings gathered through a
+    permutation drawn in NumPy. ``sgd`` and ``lazy_adam`` run the kernels
+    specialised for them (:mod:`npmf.sgd._rating_kernels`) over a copy of the
+    ratings, in the order given, shuffled from one seed per epoch
+    (:func:`npmf.sgd._rating_kernels.shuffled_copy`); their twin is
     :func:`npmf.sgd.rating_epochs.epoch_rating_numpy`.
+
+    An epoch's order depends only on its draws from the model's generator (the
+    seed, or the permutation), never on the parameters. So with two threads
+    (``config.n_threads >= 2``) the next epoch's ratings are prepared on the
+    second core (:func:`npmf.core.threads.ahead`) while this epoch trains: from
+    a copy of the generator, into a second buffer, never past the fit's last
+    epoch. The next :meth:`run` takes them if the generator is still in the
+    state they were drawn from (nothing else draws from it between epochs), and
+    puts the generator in the state the draw left its copy in: the same draws,
+    the same generator after every epoch, the same bits as one thread.
 
     It trains the model's arrays in place and keeps no copy of them: a
     diverged epoch fails the call, and the model's transaction
@@ -276,33 +293,77 @@ class SerialEpochs:
         self.params, self.m, self.v, self.config = params, m, v, config
         self.specialised = config.optimizer in ("sgd", "lazy_adam")
         self.n_batches = -(-len(r) // config.batch_size)
-        if not self.specialised:
-            self.u, self.i, self.r = u, i, r
+        if self.specialised:
+            # Each epoch copies the ratings in the order given and shuffles the copy (cheaper than a gather through
+            # a permutation), so epoch e's order depends on its seed alone and two calls of partial_fit give the
+            # same bits as one fit with their epochs. Unsigned codes: a row index needs no test for a negative one.
+            self.u0, self.i0 = np.array(u, np.uint32), np.array(i, np.uint32)
+            self.r0 = np.array(r, np.dtype(config.dtype))
+            self._epoch = _rating_kernels.prepare(len(r), params, m, v, config)
+        else:
+            self.u0, self.i0, self.r0 = u, i, r
             self.grads = [np.zeros_like(p) for p in params]
-            return
-        # Each epoch the kernel copies the ratings in the order given and shuffles the copy (cheaper than a gather
-        # through a permutation), so epoch e's order depends on its seed alone and two calls of partial_fit give
-        # the same bits as one fit with their epochs.
-        self.u0, self.i0 = np.array(u, np.int32), np.array(i, np.int32)
-        self.r0 = np.array(r, np.dtype(config.dtype))
-        self.u, self.i, self.r = np.empty_like(self.u0), np.empty_like(self.i0), np.empty_like(self.r0)
-        self._epoch = _rating_kernels.prepare((self.u0, self.i0, self.r0, self.u, self.i, self.r), params, m, v, config)
+        self._pipelined = config.n_threads >= 2 and config.epochs > 1
+        # One buffer of ratings in visiting order (and the shuffle's scratch) per epoch in flight.
+        self._buffers = [
+            (*(np.empty_like(a) for a in (self.u0, self.i0, self.r0)), np.empty(_CHUNK, np.int64))
+            for _ in range(1 + self._pipelined)
+        ]
+        self.u, self.i, self.r = self._buffers[0][:3]
+        self._left = config.epochs  # epochs this fit may still run: nothing is drawn ahead past the last
+        self._ahead = None  # the next epoch's (generator state drawn from, generator copy, future of its buffer)
+        self._copy = None  # the generator the worker draws from, in the model's generator's state
+
+    def _fill(self, gen, buf):
+        """Draw an epoch's order from ``gen`` and put the ratings into ``buf`` in it; returns ``buf``."""
+        u, i, r, js = buf
+        if self.specialised:
+            seed = gen.integers(0, 2**63, dtype=np.uint64)
+            with np.errstate(over="ignore"):  # without JIT, SplitMix64's products wrap around in NumPy scalars
+                _rating_kernels.shuffled_copy(self.u0, self.i0, self.r0, u, i, r, seed, js)
+        else:
+            perm = gen.permutation(len(r))
+            for a, out in ((self.u0, u), (self.i0, i), (self.r0, r)):
+                np.take(a, perm, out=out, mode="clip")  # in range: "clip" only spares numpy a buffered copy
+        return buf
+
+    def _this_epoch(self, rng):
+        """This epoch's buffer: the one prepared ahead if ``rng`` is in the state it was drawn from, else filled now."""
+        if self._ahead is not None:
+            state, gen, future = self._ahead
+            self._ahead = None
+            if future.cancel():  # not started (no free core, or the worker busy with another fit's): do it here
+                return self._fill(rng, self._buffers[0])
+            buf = future.result()  # waits, and raises what the worker raised
+            if _same_state(rng.bit_generator.state, state):
+                rng.bit_generator.state = gen.bit_generator.state
+                return buf
+        return self._fill(rng, self._buffers[0])
 
     def run(self, rng, mu, t0):
         """One epoch in place; returns ``(sum of loss terms, number of optimiser steps)``."""
         c = self.config
+        buf = self._this_epoch(rng)
+        self.u, self.i, self.r = buf[:3]
+        self._left -= 1
+        if self._pipelined and self._left > 0:
+            if self._copy is None:  # one generator per fit to copy the state into (a deepcopy costs ~0.1 ms)
+                self._copy = np.random.Generator(type(rng.bit_generator)())
+            state = rng.bit_generator.state
+            self._copy.bit_generator.state = state
+            other = self._buffers[buf is self._buffers[0]]
+            self._ahead = (state, self._copy, ahead(self._fill, self._copy, other))
         if self.specialised:
-            total = self._run_specialised(rng.integers(0, 2**63, dtype=np.uint64), mu, t0)
+            total = self._epoch(self.u, self.i, self.r, mu, t0)
             project_factors(c, self.params[0], self.params[1])
             return total, self.n_batches
-        perm = rng.permutation(len(self.r))
         alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)
         n_rows = len(self.params[0]) + len(self.params[1])
         total = epoch_numba(
             self.u,
             self.i,
             self.r,
-            perm,
+            None,
             c.batch_size,
             mu,
             self.params,
@@ -315,9 +376,12 @@ class SerialEpochs:
         )
         return total, self.n_batches
 
-    def _run_specialised(self, seed, mu, t0):
-        with np.errstate(over="ignore"):  # without JIT, SplitMix64's products wrap around in NumPy scalars
-            return self._epoch(seed, mu, t0)
-
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""
+
+
+def _same_state(a, b):
+    """Whether two bit generator states (dicts of ints, strings and arrays) are equal."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_state(a[key], b[key]) for key in a)
+    return np.array_equal(a, b)

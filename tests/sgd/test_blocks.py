@@ -360,14 +360,23 @@ def test_block_kernels_hold_no_references_and_adam_rows_vectorise():
         options = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython", "boundscheck")}
         return numba.njit(**options)(kernel.py_func)
 
-    for kernel in (_parallel._block, _parallel._block_sgd, _block_steps._adam_rows, _block_steps._sgd_rows):
+    from npmf.sgd import _dense_blocks, _lazy_blocks
+
+    kernels = (_dense_blocks._dense_block, _parallel._block_sgd, _block_steps._adam_rows, _block_steps._sgd_rows,
+               _lazy_blocks._block_slots, _lazy_blocks._adam_slots, _lazy_blocks._sgd_slots)  # fmt: skip
+    for kernel in kernels:
         assert kernel.targetoptions.get("_nrt") is False, kernel  # no refcounts on the shared U, V in the hot loops
-    adam_rows = fresh(_block_steps._adam_rows)
     f4 = np.float32
-    X = np.ones((6, 4 * 9), f4)
-    adam_rows(X, np.array([1, 4, 2]), 3, 9, 9, f4(0.01), f4(0.1), f4(0.001), f4(1e-7), False)
-    llvm = adam_rows.inspect_llvm(adam_rows.signatures[0])
-    assert "NRT_incref" not in llvm and "NRT_decref" not in llvm
-    # The element loop is vectorised: a vector square root (any width) in the IR. A projection or a prefetch in the
-    # row loop had kept LLVM from it (scalar Adam, ~4x the time per element).
-    assert "@llvm.sqrt.v" in llvm
+    step = (f4(0.01), f4(0.1), f4(0.001), f4(1e-7), False)
+    # dense adam's step on [p | g | m | v] records, and lazy_adam's on [p | m | v] with the gradients in slots
+    for kernel, args in ((_block_steps._adam_rows, (np.ones((6, 4 * 9), f4), np.array([1, 4, 2]), 3, 9, 9)),
+                         (_lazy_blocks._adam_slots, (np.ones((6, 3 * 9), f4), np.array([1, 4, 2]), 3,
+                                                     np.ones((3, 9), f4), 9, 9))):  # fmt: skip
+        adam_rows = fresh(kernel)
+        adam_rows(*args, *step)
+        llvm = adam_rows.inspect_llvm(adam_rows.signatures[0])
+        assert "NRT_incref" not in llvm and "NRT_decref" not in llvm
+        # The element loop is vectorised: a vector square root (any width) in the IR. A projection or a prefetch in
+        # the row loop had kept LLVM from it (scalar Adam, ~4x the time per element), and so had indexing the slots
+        # and the record as 2-D arrays in _adam_slots.
+        assert "@llvm.sqrt.v" in llvm, kernel

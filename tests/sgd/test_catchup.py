@@ -81,6 +81,17 @@ def test_catch_up_equals_the_plain_dense_loop(batch_size, fit_bias, reg, epsilon
     assert not np.allclose(ref[0][0][1], problem[3][0][1])
 
 
+@pytest.mark.slow  # compiles the kernel for two more record widths
+@pytest.mark.parametrize("k, fit_bias", [(1, True), (6, False)])
+def test_catch_up_equals_the_plain_dense_loop_at_other_widths(k, fit_bias):
+    """The kernel is compiled per record width (its row loops' trip counts): k + 1 and the trained k or k + 1."""
+    problem = _skewed_problem(5, n=600, k=k)
+    ref = _fit(epoch_numpy, problem, 8, 2, fit_bias)
+    got = _fit(epoch_numba, problem, 8, 2, fit_bias)
+    _assert_close(got[:3], ref[:3], 1e-12)
+    np.testing.assert_allclose(got[3], ref[3], rtol=1e-12)
+
+
 def test_a_fit_continued_equals_the_dense_loop():
     # partial_fit's path: a second call starts from the flushed state with the global step count.
     problem = _skewed_problem(1)
@@ -102,7 +113,11 @@ def test_partial_fit_of_the_estimator_equals_the_dense_loop(monkeypatch):
         return model
 
     got = fitted()
-    monkeypatch.setattr(kernels, "epoch_numba", lambda *a, **kw: epoch_numpy(*a[:11]))
+
+    def twin(u, i, r, perm, *rest, **kw):  # SerialEpochs passes the ratings in visiting order (perm None)
+        return epoch_numpy(u, i, r, np.arange(len(r)) if perm is None else perm, *rest[:7])
+
+    monkeypatch.setattr(kernels, "epoch_numba", twin)
     ref = fitted()
     for name in ("user_factors_", "item_factors_"):
         np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-13)
@@ -163,8 +178,14 @@ def test_catch_up_equals_the_dense_steps_and_its_twin(tau, s):
 
 
 @numba.njit
+def _catch_up_record_numba(X, lanes, trained, tau, s, cu):
+    catch_up_record_row(X, 0, lanes, trained, tau, tau + s, cu)
+
+
 def _catch_up_record(X, width, tau, s, cu):
-    catch_up_record_row(X, 0, width, tau, tau + s, True, cu)
+    """Record 0 of ``X`` (segments of 4) caught up, its kept sqrt(v) as the kernel's pack leaves it."""
+    X[0, 12:] = np.sqrt(X[0, 8:12])
+    _catch_up_record_numba(X, (0,) * 4, (0,) * width, tau, s, cu)
 
 
 @pytest.mark.parametrize("regime", ["short", "narrow", "mixed"])

@@ -20,8 +20,8 @@ REGIMES = {
 
 
 @numba.njit(error_model="numpy", fastmath={"reassoc", "nsz"})  # as the block kernel compiles it
-def _catch_up(X, width, tau, s, cu, Gw, row):
-    catch_up_row(X, 0, width, tau, tau + s, True, cu, Gw, row)
+def _catch_up(X, width, tau, s, cu, Gw, row):  # width: every element trained
+    catch_up_row(X, 0, width, (0,) * 5, (0,) * 5, tau, tau + s, True, cu, Gw, row)
 
 
 def _dense_steps(p, m, v, alphas, tau, s):

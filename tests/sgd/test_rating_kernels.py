@@ -29,10 +29,10 @@ def _config(optimizer, batch_size, fit_bias, reg, lr=0.01):
 
 @pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("sgd", 8), ("lazy_adam", 8), ("lazy_adam", 1)])
 @pytest.mark.parametrize("fit_bias, reg", [(False, 0.0), (True, 0.05)])
-def test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, fit_bias, reg):
+def test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, fit_bias, reg, k=3):
     # 45 ratings in batches of 8: five full batches and a last one of 5; four epochs,
     # each shuffling the ratings in the order given.
-    u, i, r, params = _problem(0)
+    u, i, r, params = _problem(0, k=k)
     config = _config(optimizer, batch_size, fit_bias, reg)
     mu = 3.0 if fit_bias else 0.0
     ref_params = [p.copy() for p in params]
@@ -55,6 +55,17 @@ def test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, fit_bias, r
             np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     if not fit_bias:
         np.testing.assert_array_equal(params[2], _problem(0)[3][2])  # biases not trained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer, batch_size, k", [("sgd", 1, 6), ("lazy_adam", 8, 6), ("lazy_adam", 8, 40)])
+def test_specialised_kernels_equal_numpy_twin_at_any_k(optimizer, batch_size, k):
+    # k = 3 above takes every loop over the factors at a compile-time count (factor_counts); 6 the update's
+    # and the row step's at a run-time count, 40 all of them.
+    from npmf.sgd._rating_kernels import factor_counts
+
+    assert [isinstance(c, tuple) for c in factor_counts(k)] == [k <= 32, False]
+    test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, True, 0.05, k=k)
 
 
 def test_trainer_leaves_the_callers_ratings_alone():
