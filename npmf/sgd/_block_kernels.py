@@ -14,8 +14,8 @@ nearly every one a cache miss. Here
   in place just before training it, so the shuffle and the training read memory that is already in cache;
 * each row's parameters and Adam moments sit side by side in one record, so a rating touches one contiguous
   record per side (the bias in slot ``k`` of each segment): ``[p | m | v]`` for ``lazy_adam`` and ``[p]`` for
-  ``sgd``, their gradients in per-thread slots (:mod:`npmf.sgd._lazy_blocks`), and ``[p | g | m | v]`` for dense
-  ``adam``, whose kernel :func:`_block` accumulates in the records;
+  ``sgd``, their gradients in per-thread slots (:mod:`npmf.sgd._lazy_blocks`), and ``[p | m | v | sqrt v]`` for
+  dense ``adam`` (:mod:`npmf.sgd._dense_blocks`);
 * a block touches only 1/P of the rows, so its records stay in cache.
 
 Records are built from the model's arrays when training starts; the parameters are copied back after every epoch
@@ -28,8 +28,8 @@ tests ask 1e-12). Compilation is deterministic, so reruns give the same bits. Th
 gradients, Adam and SGD steps) are the serial kernel's, from :mod:`npmf.sgd._formulas`, inlined into these kernels
 and so compiled under their fastmath flags.
 
-Dense ``adam`` steps the batch's rows as ``lazy_adam`` does and catches the others up
-(:mod:`npmf.sgd._catchup_kernels`); rows trained at once are disjoint, so any thread count gives the twin's result.
+Dense ``adam`` has kernels of its own (:mod:`npmf.sgd._dense_blocks`: the serial dense kernel's records and
+catch-up, on the same schedule); :class:`BlockEpochs` holds its records and runs its epochs.
 """
 
 import numba
@@ -40,12 +40,12 @@ from ..core.encoding import Codes, count_codes
 from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
-from ._block_steps import AHEAD, _adam_rows, _scratch, _sgd_rows, lines_of, prefetch_row
-from ._catchup_kernels import NO_CATCH_UP, catch_up_record, catch_up_state, flush_records
+from ._block_steps import AHEAD, _scratch, lines_of, prefetch_row
+from ._catchup_kernels import NO_CATCH_UP
+from ._dense_blocks import DenseBlocks
 from ._formulas import (
     bias_gradient,
     factor_gradient,
-    list_row,
     loss_term,
     penalty,
     project_row,
@@ -117,71 +117,6 @@ def _block_sgd(u, i, r, start, stop, batch0, U, V, mu, fit_bias, lr, reg, tmp, n
     return total
 
 
-@_fast
-def _block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy, fit_bias,
-           lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh, G):  # fmt: skip
-    """Train one (shuffled) block in minibatches of ``bs``, in place; returns the sum of its ratings' loss terms.
-
-    The residual, loss term and gradients are :mod:`npmf.sgd._formulas`' (the
-    serial kernel's), on the records: bias in slot ``k``, gradient segment at
-    ``s``. The loss's squared norms are summed from ``zero``, in the records'
-    dtype, so that under fastmath LLVM vectorises that sum. Dense Adam's ``cu`` (else empty) catches rows up.
-    ``nn`` (``non_negative``) projects the factors stepped, and a row as it is read (docs/derivation.md, 9).
-    ``rows_u``, ``rows_i`` (``bs`` each), ``gw``, ``gh`` (``k + 1``) and ``G`` are the thread slot's scratch,
-    allocated once per fit, so that this kernel allocates nothing and runs without reference counting.
-    """
-    k = U.shape[1] // (4 if lazy else 2) - 1
-    s = k + 1
-    n_trained = s if fit_bias else k
-    zero = U[0, 0] * 0
-    total = 0.0
-    dense = cu[0].shape[1] > 0
-    lines = lines_of(U, U.shape[1])  # the whole record: the catch-up and the step read m, v too
-    for b in range((stop - start + bs - 1) // bs):
-        lo = start + b * bs
-        hi = min(lo + bs, stop)
-        tmp[0] = 2.0 / (hi - lo)
-        c = tmp[0]
-        tag = tag0 + batch0 + b
-        nu = 0
-        ni = 0
-        for j in range(lo, hi):
-            x = u[j]
-            y = i[j]
-            if j + AHEAD < stop:
-                prefetch_row(U, u[j + AHEAD], 0, lines)
-                prefetch_row(V, i[j + AHEAD], 0, lines)
-            if dense and stamp_u[x] != tag:
-                catch_up_record(U, x, stamp_u, tag0, batch0 + b, n_trained, s, cu, G)
-            nu = list_row(stamp_u, x, tag, rows_u, nu)
-            if dense and stamp_i[y] != tag:
-                catch_up_record(V, y, stamp_i, tag0, batch0 + b, n_trained, s, cu, G)
-            ni = list_row(stamp_i, y, tag, rows_i, ni)
-            project_row(U, x, k, nn and batch0 + b > 0)
-            project_row(V, y, k, nn and batch0 + b > 0)
-            e = residual(mu, U[x, k], V[y, k], U, x, V, y, k, r, j)
-            total += loss_term(e, reg, penalty(U, x, V, y, k, U[x, k], V[y, k], zero))
-            for f in range(k):
-                gw[f] = factor_gradient(e, V[y, f], reg, U[x, f])
-                gh[f] = factor_gradient(e, U[x, f], reg, V[y, f])
-            # Through scratch rows: one loop that reads one segment of a record and
-            # writes another does not vectorise (LLVM cannot rule out overlap); these do.
-            for f in range(k):
-                U[x, s + f] += c * gw[f]
-            for f in range(k):
-                V[y, s + f] += c * gh[f]
-            if fit_bias:
-                U[x, s + k] += c * bias_gradient(e, reg, U[x, k])
-                V[y, s + k] += c * bias_gradient(e, reg, V[y, k])
-        if lazy:
-            _adam_rows(U, rows_u, nu, n_trained, s, alphas[batch0 + b], c1, c2, eps, nn)
-            _adam_rows(V, rows_i, ni, n_trained, s, alphas[batch0 + b], c1, c2, eps, nn)
-        else:  # SGD gets no step sizes
-            _sgd_rows(U, rows_u, nu, n_trained, s, lr, nn)
-            _sgd_rows(V, rows_i, ni, n_trained, s, lr, nn)
-    return total
-
-
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
                   fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, slots, slot_u, slot_i, threads, cu,
@@ -195,14 +130,14 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
     sub-epoch share no row and ``totals`` is summed in schedule order.
     ``threads[b]`` records which thread took block ``b``. Each block is shuffled
     (:func:`npmf.sgd._block_data._shuffle`) just before it is trained, by
-    :func:`_block_sgd` (``bs == 1`` plain SGD), :func:`_block` (dense ``adam``) or
+    :func:`_block_sgd` (``bs == 1`` plain SGD) or
     :func:`npmf.sgd._lazy_blocks._block_slots` (``lazy_adam``, minibatch SGD), with slot ``t``'s
     scratch (:func:`_scratch`).
     """
     T = bounds.shape[1] - 1
     for s in range(P):
         for t in prange(T):
-            tmp, rows_u, rows_i, gw, gh, G = tmps[t], rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1], Gs[t]
+            tmp, rows_u, rows_i, gw, gh = tmps[t], rows[t, 0], rows[t, 1], grads[t, 0], grads[t, 1]
             for c in range(bounds[s, t], bounds[s, t + 1]):
                 b = s * P + plan[s, c]
                 threads[b] = numba.get_thread_id()
@@ -210,14 +145,10 @@ def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, s
                 _shuffle(u, i, r, start, stop, seeds[b])
                 if bs == 1 and not lazy:
                     totals[b] = _block_sgd(u, i, r, start, stop, first[b], U, V, mu, fit_bias, lr, reg, tmp, nn)
-                elif slot_u.shape[0] > 0:
+                else:
                     totals[b] = _block_slots(u, i, r, start, stop, tag0, first[b], U, V, slot_u, slot_i, alphas, mu,
                                              bs, lazy, fit_bias, lr, c1, c2, eps, reg, tmp, nn, rows_u, rows_i, gw, gh,
                                              slots[t, 0], slots[t, 1])  # fmt: skip
-                else:
-                    totals[b] = _block(u, i, r, start, stop, tag0, first[b], U, V, stamp_u, stamp_i, alphas, mu, bs,
-                                       lazy, fit_bias, lr, c1, c2, eps, reg, tmp, cu, nn, rows_u, rows_i, gw, gh,
-                                       G)  # fmt: skip
     total = 0.0
     for b in range(P * P):  # in schedule order, whatever thread computed each term
         total += totals[b]
@@ -265,8 +196,10 @@ class BlockEpochs:
         bs = config.batch_size
         self.lazy = config.optimizer in ("adam", "lazy_adam")  # Adam's moments live in the records
         self.dense = config.optimizer == "adam"
-        self.segments = 4 if self.dense else (3 if self.lazy else 1)  # [p | g | m | v], [p | m | v], [p]
+        self.segments = 4 if self.dense else (3 if self.lazy else 1)  # [p | m | v | sqrt v], [p | m | v], [p]
         self.slotted = not self.dense and (self.lazy or bs > 1)
+        # Segments of m and v: the last two, but dense adam's records are [p | m | v | sqrt v].
+        self._mv = (1, 2) if self.dense else (self.segments - 2, self.segments - 1)
         self._pack(params, m, v)
         self.n_users, self.n_items = len(params[0]), len(params[1])
         self.n_ratings = len(u.keys if isinstance(u, Codes) else u)
@@ -294,6 +227,10 @@ class BlockEpochs:
         self.stamp_i = np.full(self.n_items, -1, np.int64)
         self.threads = np.full(self.P * self.P, -1, np.int64)  # who trained each block in the last epoch
         self._scratch = None  # the thread slots' scratch, allocated by the first epoch (_scratch)
+        if self.dense:
+            s = self.records[0].shape[1] // 4
+            T = self.bounds.shape[1] - 1
+            self._dense = DenseBlocks(T, self.config.batch_size, s, self.dtype, self.n_users, self.n_items)
         return self.u, self.i
 
     def _pack(self, params, m, v):
@@ -305,7 +242,7 @@ class BlockEpochs:
             X = np.zeros((params[side].shape[0], self.segments * s), self.dtype)
             X[:, :k], X[:, k] = params[side], params[side + 2]
             if self.lazy:
-                for state, seg in ((m, self.segments - 2), (v, self.segments - 1)):
+                for state, seg in zip((m, v), self._mv, strict=True):
                     X[:, seg * s : seg * s + k], X[:, seg * s + k] = state[side], state[side + 2]
             self.records.append(X)
         self._moments = None if self.lazy else (m, v)
@@ -332,6 +269,10 @@ class BlockEpochs:
         if not self.lazy:
             self.records = None
             return self._moments
+        if self.dense:  # [p | m | v | sqrt v]: the moments are copied out (the ratings are gone by now)
+            m, v = ([a.copy() for a in part] for part in self.moments())
+            self.records = self._dense = None
+            return m, v
         s = self.records[0].shape[1] // self.segments
         m, v = [None] * 4, [None] * 4
         for side in (0, 1):
@@ -351,9 +292,8 @@ class BlockEpochs:
         if not self.lazy:
             return self._moments
         s = self.records[0].shape[1] // self.segments
-        a, b = self.segments - 2, self.segments - 1  # m's and v's segments, the last two
-        m = [X[:, a * s : (a + 1) * s - 1] for X in self.records] + [X[:, (a + 1) * s - 1] for X in self.records]
-        v = [X[:, b * s : (b + 1) * s - 1] for X in self.records] + [X[:, (b + 1) * s - 1] for X in self.records]
+        m, v = ([X[:, a * s : (a + 1) * s - 1] for X in self.records] + [X[:, (a + 1) * s - 1] for X in self.records]
+                for a in self._mv)  # fmt: skip
         return m, v
 
     def run(self, rng, mu, t0):
@@ -369,8 +309,15 @@ class BlockEpochs:
         # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
         n_alphas = self.n_batches if self.lazy else 1
         alphas64 = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2)
-        alphas, cu = alphas64.astype(self.dtype), catch_up_state(alphas64, c) if self.dense else NO_CATCH_UP
+        alphas, cu = alphas64.astype(self.dtype), NO_CATCH_UP
         totals = np.zeros(self.P * self.P)
+        if self.dense:  # its own kernels (npmf.sgd._dense_blocks), the end-of-epoch flush on the threads included
+            with numba_threads(c.n_threads), np.errstate(over="ignore"):
+                total = self._dense.run(self, seeds, t0, alphas64, mu, totals)
+            if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
+                for X in self.records:
+                    project_rows(X[:, : X.shape[1] // self.segments - 1])
+            return float(total), self.n_batches
         if self._scratch is None or self._scratch[3].shape[1] != cu[0].shape[1] + 1:
             s = self.records[0].shape[1] // self.segments
             self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1],
@@ -386,9 +333,6 @@ class BlockEpochs:
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
                     dt(c.reg), totals, *self._scratch, self.threads, cu, bool(c.non_negative),
                 )  # fmt: skip
-            if self.dense:  # every row up to the epoch's end, on the threads
-                stamps = (self.stamp_u, self.stamp_i)
-                flush_records(self.records, stamps, int(t0), self.n_batches, c.biases, cu, self._scratch[3])
         if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
             for X in self.records:
                 project_rows(X[:, : X.shape[1] // self.segments - 1])

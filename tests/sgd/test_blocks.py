@@ -360,9 +360,9 @@ def test_block_kernels_hold_no_references_and_adam_rows_vectorise():
         options = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython", "boundscheck")}
         return numba.njit(**options)(kernel.py_func)
 
-    from npmf.sgd import _lazy_blocks
+    from npmf.sgd import _dense_blocks, _lazy_blocks
 
-    kernels = (_parallel._block, _parallel._block_sgd, _block_steps._adam_rows, _block_steps._sgd_rows,
+    kernels = (_dense_blocks._dense_block, _parallel._block_sgd, _block_steps._adam_rows, _block_steps._sgd_rows,
                _lazy_blocks._block_slots, _lazy_blocks._adam_slots, _lazy_blocks._sgd_slots)  # fmt: skip
     for kernel in kernels:
         assert kernel.targetoptions.get("_nrt") is False, kernel  # no refcounts on the shared U, V in the hot loops
