@@ -94,15 +94,15 @@ def _shuffle_into(u, i, r, start, stop, seed, js):
 
 
 @_jit
-def _keep_moments(X, s, segments):
-    """Move each row's ``[m | v]`` segments (the last two of ``segments``) to the front, in place: row q to
-    ``[2sq, 2s(q+1))``.
+def _keep_moments(X, s, segments, first):
+    """Move each row's ``[m | v]`` segments (segments ``first`` and ``first + 1`` of ``segments``) to the front,
+    in place: row q to ``[2sq, 2s(q+1))``.
 
-    Row q's moments start at ``segments s q + (segments - 2) s``, never before their destination, and
-    rows are moved in order, so nothing is overwritten before it is read.
+    Row q's moments start at ``segments s q + first s``, never before their destination, and the rows are
+    moved in order, so nothing is overwritten before it is read.
     """
     flat = X.reshape(-1)
     for q in range(X.shape[0]):
-        src, dst = segments * s * q + (segments - 2) * s, 2 * s * q
+        src, dst = segments * s * q + first * s, 2 * s * q
         for c in range(2 * s):
             flat[dst + c] = flat[src + c]

@@ -257,8 +257,8 @@ class BlockEpochs:
     def give_back(self):
         """Adam's moments ``(m, v)``, as lists of arrays shaped like the parameters; drops the records and ratings.
 
-        For ``lazy_adam`` no copy is made: each record array is compacted in
-        place to its ``[m | v]`` segments, row after row, and then shrunk
+        No copy is made: each record array is compacted in place to its
+        ``[m | v]`` segments, row after row, and then shrunk
         (``ndarray.resize``, a ``realloc`` that returns the freed tail to the
         system). Copying the moments out instead would hold them twice, next to
         the whole records, at the very end of ``fit``: the peak of a fit with
@@ -269,15 +269,12 @@ class BlockEpochs:
         if not self.lazy:
             self.records = None
             return self._moments
-        if self.dense:  # [p | m | v | sqrt v]: the moments are copied out (the ratings are gone by now)
-            m, v = ([a.copy() for a in part] for part in self.moments())
-            self.records = self._dense = None
-            return m, v
+        self._dense = None  # dense adam's thread scratch, which may hold views of the records
         s = self.records[0].shape[1] // self.segments
         m, v = [None] * 4, [None] * 4
         for side in (0, 1):
             X, self.records[side] = self.records[side], None
-            _keep_moments(X, s, self.segments)
+            _keep_moments(X, s, self.segments, self._mv[0])
             try:
                 X.resize((len(X), 2 * s), refcheck=True)
             except ValueError:  # a view of the records is still held somewhere: copy instead
