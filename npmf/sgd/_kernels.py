@@ -322,9 +322,7 @@ class SerialEpochs:
             with np.errstate(over="ignore"):  # without JIT, SplitMix64's products wrap around in NumPy scalars
                 _rating_kernels.shuffled_copy(self.u0, self.i0, self.r0, u, i, r, seed, js)
         else:
-            perm = gen.permutation(len(r))
-            for a, out in ((self.u0, u), (self.i0, i), (self.r0, r)):
-                np.take(a, perm, out=out, mode="clip")  # in range: "clip" only spares numpy a buffered copy
+            _gather(self.u0, self.i0, self.r0, gen.permutation(len(r)), u, i, r)
         return buf
 
     def _this_epoch(self, rng):
@@ -346,6 +344,8 @@ class SerialEpochs:
         buf = self._this_epoch(rng)
         self.u, self.i, self.r = buf[:3]
         self._left -= 1
+        if not self.specialised:
+            alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)
         if self._pipelined and self._left > 0:
             if self._copy is None:  # one generator per fit to copy the state into (a deepcopy costs ~0.1 ms)
                 self._copy = np.random.Generator(type(rng.bit_generator)())
@@ -357,7 +357,6 @@ class SerialEpochs:
             total = self._epoch(self.u, self.i, self.r, mu, t0)
             project_factors(c, self.params[0], self.params[1])
             return total, self.n_batches
-        alphas = adam_step_sizes(t0, self.n_batches, c.learning_rate, c.beta_1, c.beta_2)
         n_rows = len(self.params[0]) + len(self.params[1])
         total = epoch_numba(
             self.u,
@@ -378,6 +377,18 @@ class SerialEpochs:
 
     def write_params(self, params):
         """Nothing to do: the serial kernel trains ``params`` themselves."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather(u0, i0, r0, perm, u, i, r):
+    """``u, i, r = u0[perm], i0[perm], r0[perm]``, in place, without holding the GIL: run on the worker thread
+    (:meth:`SerialEpochs._fill`), ``np.take`` held it, and the training thread waited for it in its own Python
+    work between the epoch's kernels."""
+    for j in range(perm.shape[0]):
+        x = perm[j]
+        u[j] = u0[x]
+        i[j] = i0[x]
+        r[j] = r0[x]
 
 
 def _same_state(a, b):

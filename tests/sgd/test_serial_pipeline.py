@@ -130,3 +130,15 @@ def test_an_epoch_not_started_ahead_is_drawn_in_the_caller(monkeypatch, optimize
         fits.append(_state(model))
         monkeypatch.setattr(_kernels, "ahead", lambda fn, *args: concurrent.futures.Future())  # never started
     _assert_same(*fits)
+
+
+def test_the_workers_gather_is_numpys():
+    # adam's order on the worker: the permutation drawn in NumPy, the ratings gathered through it by a kernel that
+    # releases the GIL (np.take held it, and the training thread waited for it).
+    rng = np.random.default_rng(3)
+    u0, i0, r0 = rng.integers(0, 50, 300), rng.integers(0, 40, 300), rng.uniform(1, 5, 300)
+    perm = rng.permutation(300)
+    u, i, r = np.empty_like(u0), np.empty_like(i0), np.empty_like(r0)
+    _kernels._gather(u0, i0, r0, perm, u, i, r)
+    for got, want in ((u, u0[perm]), (i, i0[perm]), (r, r0[perm])):
+        np.testing.assert_array_equal(got, want)
