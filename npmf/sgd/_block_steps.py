@@ -1,9 +1,6 @@
-"""The block kernels' row steps (:func:`_adam_rows`, :func:`_sgd_rows`), scratch and memory hint (:func:`prefetch_row`).
+"""The block kernels' per-thread scratch (:func:`_scratch`) and memory hint (:func:`prefetch_row`).
 
-:func:`npmf.sgd._block_kernels._block` (dense ``adam``) accumulates a minibatch's gradients in
-the records' gradient segments and then steps the rows it listed with these.
-Like the block kernels they allocate nothing and run without Numba's reference
-counting. ``prefetch_row`` asks the CPU for a record some ratings before the
+``prefetch_row`` asks the CPU for a record some ratings before the
 kernel reads it: the ratings are trained in shuffled order, so each one's two
 records are cache misses (on ML-25M's shape a block's records outgrow L2), and
 asking :data:`AHEAD` ratings early overlaps those misses (``lazy_adam``, ML-25M's
@@ -18,16 +15,12 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._formulas import adam_scalar, project_listed, sgd_scalar
-
 __all__ = []
 
 # Ratings ahead at which the kernels prefetch a rating's records (all their segments, so that the row steps find
 # them in cache too; a prefetch in a row step's own loop kept LLVM from vectorising its element loop).
 # 16 against 8: 0.93, 0.99 and 0.92 of the epoch (lazy_adam ML-25M shape and skewed, sgd; 5M ratings, 2 threads).
 AHEAD = 16
-
-_nonrt = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 
 
 def _prefetch_codegen(context, builder, signature, args):
@@ -65,46 +58,9 @@ def lines_of(X, width):
     return (width * X.itemsize + 63) // 64 + 1
 
 
-@_nonrt
-def _adam_rows(X, rows, n_rows, n_trained, s, alpha, c1, c2, eps, nn):
-    """Adam's step on records ``rows[:n_rows]`` of ``X``, then clear their gradient segment (``lazy_adam``, ``adam``).
-
-    Segments of length ``s``: parameters at 0, gradient at ``s``, ``m`` at ``2s``, ``v`` at ``3s``. The step
-    is the serial kernel's, :func:`npmf.sgd._formulas.adam_scalar`; with ``nn`` (``non_negative``) the factors
-    (not the bias, slot ``s - 1``) are then projected. The projection is a pass of its own after the steps
-    (the rows are distinct, so the order changes nothing), and SGD's step is :func:`_sgd_rows`: with either
-    in this row loop, LLVM did not vectorise the element loop (no vector square root in the IR) and Adam cost
-    ~4 ns per element instead of ~1. The same holds for a :func:`prefetch_row` in this loop: the block kernels
-    prefetch the whole record instead, when they read the rating.
-    """
-    zero = X[0, 0] * 0
-    for a in range(n_rows):
-        x = rows[a]
-        for f in range(n_trained):
-            p, m, v = adam_scalar(X[x, f], X[x, s + f], X[x, 2 * s + f], X[x, 3 * s + f], alpha, c1, c2, eps)
-            X[x, 2 * s + f] = m
-            X[x, 3 * s + f] = v
-            X[x, f] = p
-        for f in range(s):
-            X[x, s + f] = zero
-    project_listed(X, rows, n_rows, s - 1, nn)
-
-
-@_nonrt
-def _sgd_rows(X, rows, n_rows, n_trained, s, lr, nn):
-    """SGD's step (:func:`npmf.sgd._formulas.sgd_scalar`) on records ``rows[:n_rows]``, as :func:`_adam_rows`."""
-    zero = X[0, 0] * 0
-    for a in range(n_rows):
-        x = rows[a]
-        for f in range(n_trained):
-            X[x, f] = sgd_scalar(X[x, f], X[x, s + f], lr)
-        for f in range(s):
-            X[x, s + f] = zero
-    project_listed(X, rows, n_rows, s - 1, nn)
-
-
 def _scratch(T, bs, s, dtype, n_terms, slotted, n_users, n_items):
-    """The thread slots' scratch for :func:`_block` and :func:`npmf.sgd._lazy_blocks._block_slots`, allocated once
+    """The thread slots' scratch for :func:`npmf.sgd._block_kernels._block_sgd` and
+    :func:`npmf.sgd._lazy_blocks._block_slots`, allocated once
     per fit: ``(tmp, rows, grads, G, slots, slot_u, slot_i)``.
 
     Slot ``t`` has ``tmp[t]`` (one value in the records' dtype), ``rows[t, 0]`` and ``rows[t, 1]`` (the batch's

@@ -1,15 +1,15 @@
 """The block kernel of ``lazy_adam`` and minibatch ``sgd``: a batch's gradients in per-thread slots, not in the records.
 
-:func:`_block_slots` trains one block as :func:`npmf.sgd._block_kernels._block` does (the same
-formulas from :mod:`npmf.sgd._formulas`, in the same order, so the same bits), but a row's gradient
+:func:`_block_slots` trains one block with the formulas of :mod:`npmf.sgd._formulas`, in the order of
+the sequential twin (:func:`npmf.sgd.blocks.epoch_blocks_numpy`), but a row's gradient
 accumulator is a slot of the thread's scratch, given when the row first appears in the batch (as the
 serial kernel :func:`npmf.sgd._rating_kernels.batched` does), instead of a segment of its record. The
 records are then ``[p | m | v]`` for ``lazy_adam`` and ``[p]`` for ``sgd``: 396 and 132 bytes at
 k = 32 in float32 instead of 528 and 264. A block's records do not fit in L2 at scale (ML-25M's shape,
 5M ratings, P = 24: ~9,300 rows a block), so every rating brings its two records from further away and
 writes them back; the slots (``batch_size`` rows of ``k + 1``) stay in L1/L2, and the records lose the
-quarter (``lazy_adam``) or half (``sgd``) of their bytes that only held a gradient. Dense ``adam`` keeps
-``[p | g | m | v]`` and ``_block`` (its catch-up reads the record's stamps and moments).
+quarter (``lazy_adam``) or half (``sgd``) of their bytes that only held a gradient. Dense ``adam`` has
+kernels of its own (:mod:`npmf.sgd._dense_blocks`).
 """
 
 import numba
@@ -44,11 +44,11 @@ def _adam_slots(X, rows, n_rows, G, n_trained, s, alpha, c1, c2, eps, nn):
     ``G[a]``.
 
     The step is the serial kernel's, :func:`npmf.sgd._formulas.adam_scalar`; with ``nn`` the factors (not the
-    bias, slot ``s - 1``) are then projected, in a pass of its own so that the element loop vectorises (as
-    :func:`npmf.sgd._block_steps._adam_rows`, whose docstring says why). The loop runs on 1-D views of the row's
-    segments and the slot: indexed ``X[x, f]`` and ``G[a, f]`` (two arrays, one written), LLVM did not vectorise
-    it (no vector square root in the IR). The prefetch of the record :data:`ROWS_AHEAD` rows on, in the row loop,
-    leaves the element loop vectorised here.
+    bias, slot ``s - 1``) are then projected, in a pass of its own: with the projection, or a prefetch, in the
+    element loop, LLVM did not vectorise it (scalar Adam, ~4 ns per element instead of ~1). The loop runs on 1-D
+    views of the row's segments and the slot: indexed ``X[x, f]`` and ``G[a, f]`` (two arrays, one written), LLVM
+    did not vectorise it (no vector square root in the IR). The prefetch of the record :data:`ROWS_AHEAD` rows
+    on, in the row loop, leaves the element loop vectorised here.
     """
     lines = lines_of(X, X.shape[1])
     for a in range(n_rows):

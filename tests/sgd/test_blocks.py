@@ -354,24 +354,21 @@ def test_shuffle_kernel_equals_twin_across_its_chunks(n):
 def test_block_kernels_hold_no_references_and_adam_rows_vectorise():
     # Not a timing: the two properties the block path's speed rests on, read from the compiled code. A fresh,
     # uncached compile of each kernel's Python source with its own options, so the LLVM is there to read.
-    from npmf.sgd import _block_steps
-
     def fresh(kernel):
         options = {k: v for k, v in kernel.targetoptions.items() if k not in ("cache", "nopython", "boundscheck")}
         return numba.njit(**options)(kernel.py_func)
 
     from npmf.sgd import _dense_blocks, _lazy_blocks
 
-    kernels = (_dense_blocks._dense_block, _parallel._block_sgd, _block_steps._adam_rows, _block_steps._sgd_rows,
-               _lazy_blocks._block_slots, _lazy_blocks._adam_slots, _lazy_blocks._sgd_slots)  # fmt: skip
+    kernels = (_dense_blocks._dense_block, _parallel._block_sgd, _lazy_blocks._block_slots, _lazy_blocks._adam_slots,
+               _lazy_blocks._sgd_slots)  # fmt: skip
     for kernel in kernels:
         assert kernel.targetoptions.get("_nrt") is False, kernel  # no refcounts on the shared U, V in the hot loops
     f4 = np.float32
     step = (f4(0.01), f4(0.1), f4(0.001), f4(1e-7), False)
-    # dense adam's step on [p | g | m | v] records, and lazy_adam's on [p | m | v] with the gradients in slots
-    for kernel, args in ((_block_steps._adam_rows, (np.ones((6, 4 * 9), f4), np.array([1, 4, 2]), 3, 9, 9)),
-                         (_lazy_blocks._adam_slots, (np.ones((6, 3 * 9), f4), np.array([1, 4, 2]), 3,
-                                                     np.ones((3, 9), f4), 9, 9))):  # fmt: skip
+    # lazy_adam's step on [p | m | v] records with the gradients in slots
+    for kernel, args in ((_lazy_blocks._adam_slots, (np.ones((6, 3 * 9), f4), np.array([1, 4, 2]), 3,
+                                                     np.ones((3, 9), f4), 9, 9)),):  # fmt: skip
         adam_rows = fresh(kernel)
         adam_rows(*args, *step)
         llvm = adam_rows.inspect_llvm(adam_rows.signatures[0])
