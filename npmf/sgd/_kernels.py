@@ -301,7 +301,9 @@ class SerialEpochs:
             self.r0 = np.array(r, np.dtype(config.dtype))
             self._epoch = _rating_kernels.prepare(len(r), params, m, v, config)
         else:
-            self.u0, self.i0, self.r0 = u, i, r
+            # The ratings in the factors' dtype, as the specialised kernels take them: float32 factors are then
+            # trained in float32 arithmetic throughout (the residual too, which float64 ratings made float64).
+            self.u0, self.i0, self.r0 = u, i, np.asarray(r, np.dtype(config.dtype))
             self.grads = [np.zeros_like(p) for p in params]
         self._pipelined = config.n_threads >= 2 and config.epochs > 1
         # One buffer of ratings in visiting order (and the shuffle's scratch) per epoch in flight.
