@@ -76,11 +76,15 @@ THREADS = textwrap.dedent(
     threads = [threading.Thread(target=reader, args=(q == 0,)) for q in range(2)]
     for t in threads:
         t.start()
-    for step in range(30):  # each call adds 1000 users with 3 ratings each and trains 2 epochs
+    step = 0
+    # Each call adds 1000 users with 3 ratings each and trains 2 epochs: at least 30 calls, and more (up to 120)
+    # until the readers have read often enough, however fast the calls run.
+    while step < 30 or (len(reads) <= 40 and step < 120):
         new = np.repeat(np.arange(1000) + 50 + 1000 * step, 3)
         upcoming[0] = int(new[-1])
         model.partial_fit(new, rng.integers(0, 40, len(new)), rng.uniform(1, 5, len(new)), epochs=2)
         versions.append(model.predict(probe_u, probe_i))
+        step += 1
     stop.set()
     for t in threads:
         t.join()
