@@ -165,14 +165,18 @@ def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alp
         tag = tag0 + batch0 + b
         nu = 0
         ni = 0
-        for j in range(lo, hi):
-            if j + AHEAD < hi:
-                prefetch_row(U, u[j + AHEAD], 0, lines)
-                prefetch_row(V, i[j + AHEAD], 0, lines)
-            nu = _catch_up_listed(U, u[j], stamp_u, rows_u, tag, tag0, batch0 + b, nu, width, lanes, trained, k, nn, cu,
-                                  Gw, row, zero)  # fmt: skip
-            ni = _catch_up_listed(V, i[j], stamp_i, rows_i, tag, tag0, batch0 + b, ni, width, lanes, trained, k, nn, cu,
-                                  Gw, row, zero)  # fmt: skip
+        for side in range(2):  # users, then items: one inlined copy of the catch-up (compile time, as the serial's)
+            X, ids, stamp, rows = (U, u, stamp_u, rows_u) if side == 0 else (V, i, stamp_i, rows_i)
+            count = 0
+            for j in range(lo, hi):
+                if j + AHEAD < hi:
+                    prefetch_row(X, ids[j + AHEAD], 0, lines)
+                count = _catch_up_listed(X, ids[j], stamp, rows, tag, tag0, batch0 + b, count, width, lanes, trained,
+                                         k, nn, cu, Gw, row, zero)  # fmt: skip
+            if side == 0:
+                nu = count
+            else:
+                ni = count
         for j in range(lo, hi):
             x = u[j]
             y = i[j]
@@ -284,7 +288,9 @@ class DenseBlocks:
             self.Gs = np.zeros((len(self.Gws), len(tables[5])))
         s = trainer.records[0].shape[1] // 4
         width = s if c.biases else s - 1
-        lanes, trained = (0,) * s, (0,) * width  # the serial kernel's compile-time row widths (its per-element path)
+        # The serial kernel's row widths for its per-element path, as arrays: their lengths at run time, so that
+        # the kernels are compiled once for every k (as tuples they would be compiled per k, ~40 s each).
+        lanes, trained = np.empty(s, np.int8), np.empty(width, np.int8)
         total = _dense_epoch(
             trainer.u, trainer.i, trainer.r, trainer.offsets, trainer.first, trainer.P, trainer.plan, trainer.bounds,
             seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, alphas64.astype(self.dtype), dt(mu),

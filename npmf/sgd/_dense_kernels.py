@@ -57,10 +57,16 @@ from ._formulas import (
     project_listed,
     project_row,
     residual,
+    trip_count,
 )
 from .catchup import SERIES_TERMS, SHORT_TERMS
 
 __all__ = ["dense_epoch", "dense_arguments", "dense_epoch_numba", "pack", "record_state"]
+
+# Records up to this wide (k <= 4, the Keras recipe's k = 3 among them) get a kernel compiled for their width, whose
+# row loops have compile-time trip counts (unrolled); wider ones share one kernel with run-time trip counts, since
+# each width's kernel takes ~4 s to compile.
+FIXED_WIDTH = 5
 
 # Without reference counting (see npmf.sgd._kernels): the kernel allocates nothing, the caller passes the scratch.
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
@@ -287,7 +293,7 @@ def dense_arguments(u, i, r, batch_size, mu, params, m, v, alphas, config):
     args = (
         u, i, r, int(batch_size), ft(mu), *records, *scratch, alphas.astype(W.dtype, copy=False),
         ft(1.0 - config.beta_1), ft(1.0 - config.beta_2), ft(config.epsilon), ft(config.reg), ft(2.0 / batch_size),
-        ft(2.0 / last), (0,) * (k + 1), (0,) * width, bool(config.non_negative), cu,
+        ft(2.0 / last), trip_count(k + 1, FIXED_WIDTH), trip_count(width, FIXED_WIDTH), bool(config.non_negative), cu,
     )  # fmt: skip
     return records, args
 

@@ -29,6 +29,7 @@ from ..core._kernels import prediction
 from .catchup import SERIES_TERMS
 
 __all__ = [
+    "trip_count",
     "residual",
     "penalty",
     "loss_term",
@@ -203,6 +204,17 @@ def catch_up_terms(G, B, Q, tau, s_):
     for n in range(min(SERIES_TERMS, B.shape[1])):
         G[n] = B[tau, n] - Q[s_, n] * B[tau + s_, n]
     G[G.shape[0] - 1] = 0.0
+
+
+def trip_count(n, fixed_up_to):
+    """``n`` as a kernel's loop bound ``len(...)``: a tuple of ``n`` zeros up to ``fixed_up_to``, else an array.
+
+    A tuple's length is part of its Numba type, so ``range(len(t))`` over a tuple
+    runs a compile-time number of times, which LLVM unrolls, in a kernel compiled
+    for that ``n``; over an array, a run-time number, in one kernel for every ``n``.
+    The same arithmetic either way, so the same bits.
+    """
+    return (0,) * n if n <= fixed_up_to else np.empty(n, np.int8)
 
 
 @_inline

@@ -50,6 +50,7 @@ from ._formulas import (
     project_listed,
     project_row,
     sgd_scalar,
+    trip_count,
 )
 from .optimizers import StepSizes
 
@@ -308,8 +309,7 @@ def factor_counts(k):
     update's (and :func:`batched`'s row steps') up to 4; the same arithmetic
     either way, so the same bits. ``batched`` takes its gradient loops over ``kt``.
     """
-    count = np.empty(k, np.int8)
-    return ((0,) * k if k <= 32 else count), ((0,) * k if k <= 4 else count)
+    return trip_count(k, 32), trip_count(k, 4)
 
 
 def scratch(params, config):

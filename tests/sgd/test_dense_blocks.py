@@ -21,7 +21,8 @@ REGIMES = {
 
 @numba.njit(error_model="numpy", fastmath={"reassoc", "nsz"})  # as the block kernel compiles it
 def _catch_up(X, width, tau, s, cu, Gw, row):  # width: every element trained
-    catch_up_row(X, 0, width, (0,) * 5, (0,) * 5, tau, tau + s, True, cu, Gw, row)
+    lanes = np.empty(5, np.int8)  # the row widths as DenseBlocks passes them: arrays, their lengths at run time
+    catch_up_row(X, 0, width, lanes, lanes, tau, tau + s, True, cu, Gw, row)
 
 
 def _dense_steps(p, m, v, alphas, tau, s):
