@@ -1,6 +1,6 @@
 """Scale: seconds per epoch, million ratings per second and peak memory on MovieLens-shaped data.
 
-Data come from :func:`npmf.datasets.make_ratings` in the shapes of ML-1M,
+Data come from :func:`npmf.data.make_ratings` in the shapes of ML-1M,
 ML-10M and ML-25M (no MovieLens file is read or needed). Every configuration
 runs in its own subprocess, so its peak RSS (VmHWM) is its own; all
 run in one invocation, so the ratios between them are taken under the same

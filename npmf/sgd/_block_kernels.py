@@ -41,7 +41,6 @@ from ..core.threads import numba_threads
 from . import blocks
 from ._block_data import _bucket, _keep_moments, _shuffle
 from ._block_steps import AHEAD, _scratch, lines_of, prefetch_row
-from ._catchup_kernels import NO_CATCH_UP
 from ._dense_blocks import DenseBlocks
 from ._formulas import (
     bias_gradient,
@@ -119,7 +118,7 @@ def _block_sgd(u, i, r, start, stop, batch0, U, V, mu, fit_bias, lr, reg, tmp, n
 
 @numba.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
 def _epoch_blocks(u, i, r, offsets, first, P, plan, bounds, seeds, tag0, U, V, stamp_u, stamp_i, alphas, mu, bs, lazy,
-                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, Gs, slots, slot_u, slot_i, threads, cu,
+                  fit_bias, lr, c1, c2, eps, reg, totals, tmps, rows, grads, slots, slot_u, slot_i, threads,
                   nn):  # fmt: skip
     """Sub-epoch by sub-epoch, the P blocks of a sub-epoch in parallel (they share no row).
 
@@ -306,7 +305,7 @@ class BlockEpochs:
         # SGD has no step sizes to precompute (with batch_size=1 they would be n floats per epoch).
         n_alphas = self.n_batches if self.lazy else 1
         alphas64 = adam_step_sizes(t0, n_alphas, c.learning_rate, c.beta_1, c.beta_2)
-        alphas, cu = alphas64.astype(self.dtype), NO_CATCH_UP
+        alphas = alphas64.astype(self.dtype)
         totals = np.zeros(self.P * self.P)
         if self.dense:  # its own kernels (npmf.sgd._dense_blocks), the end-of-epoch flush on the threads included
             with numba_threads(c.n_threads), np.errstate(over="ignore"):
@@ -315,10 +314,10 @@ class BlockEpochs:
                 for X in self.records:
                     project_rows(X[:, : X.shape[1] // self.segments - 1])
             return float(total), self.n_batches
-        if self._scratch is None or self._scratch[3].shape[1] != cu[0].shape[1] + 1:
+        if self._scratch is None:
             s = self.records[0].shape[1] // self.segments
-            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, cu[0].shape[1],
-                                     self.slotted, self.n_users, self.n_items)  # fmt: skip
+            self._scratch = _scratch(self.bounds.shape[1] - 1, c.batch_size, s, self.dtype, self.slotted, self.n_users,
+                                     self.n_items)  # fmt: skip
         with numba_threads(c.n_threads):
             # Without JIT (NUMBA_DISABLE_JIT=1) SplitMix64's products wrap around in
             # NumPy scalars, on purpose; errstate keeps NumPy from warning about it.
@@ -328,7 +327,7 @@ class BlockEpochs:
                     *self.records,
                     self.stamp_u, self.stamp_i, alphas, dt(mu), int(c.batch_size), self.lazy, bool(c.biases),
                     dt(c.learning_rate), dt(1.0 - c.beta_1), dt(1.0 - c.beta_2), dt(c.epsilon),
-                    dt(c.reg), totals, *self._scratch, self.threads, cu, bool(c.non_negative),
+                    dt(c.reg), totals, *self._scratch, self.threads, bool(c.non_negative),
                 )  # fmt: skip
         if c.non_negative:  # rows the epoch left unread since a step (docs/derivation.md, 9)
             for X in self.records:

@@ -58,20 +58,20 @@ def lines_of(X, width):
     return (width * X.itemsize + 63) // 64 + 1
 
 
-def _scratch(T, bs, s, dtype, n_terms, slotted, n_users, n_items):
+def _scratch(T, bs, s, dtype, slotted, n_users, n_items):
     """The thread slots' scratch for :func:`npmf.sgd._block_kernels._block_sgd` and
     :func:`npmf.sgd._lazy_blocks._block_slots`, allocated once
-    per fit: ``(tmp, rows, grads, G, slots, slot_u, slot_i)``.
+    per fit: ``(tmp, rows, grads, slots, slot_u, slot_i)``.
 
     Slot ``t`` has ``tmp[t]`` (one value in the records' dtype), ``rows[t, 0]`` and ``rows[t, 1]`` (the batch's
-    user and item rows), ``grads[t, 0]`` and ``grads[t, 1]`` (one rating's gradient rows), ``G[t]`` (the
-    catch-up's series terms) and, if ``slotted`` (``lazy_adam``, minibatch ``sgd``), ``slots[t, 0]``, ``slots[t, 1]``
-    (the batch's gradient rows, ``bs`` x ``s``) and ``slot_u``, ``slot_i``: per row, the last batch that gave it
+    user and item rows), ``grads[t, 0]`` and ``grads[t, 1]`` (one rating's gradient rows) and, if ``slotted``
+    (``lazy_adam``, minibatch ``sgd``), ``slots[t, 0]``, ``slots[t, 1]`` (the batch's gradient rows, ``bs`` x
+    ``s``) and ``slot_u``, ``slot_i``: per row, the last batch that gave it
     a slot (``-1`` before the first) and that slot (the threads train disjoint rows, so they share them);
     otherwise these are empty.
     """
     n_slots = bs if slotted else 0
     return (np.zeros((T, 1), dtype), np.zeros((T, 2, bs), np.int64), np.zeros((T, 2, s), dtype),
-            np.zeros((T, n_terms + 1)), np.zeros((T, 2, n_slots, s), dtype),
+            np.zeros((T, 2, n_slots, s), dtype),
             np.full((n_users if n_slots else 0, 2), -1, np.int64),
             np.full((n_items if n_slots else 0, 2), -1, np.int64))  # fmt: skip

@@ -15,7 +15,6 @@ from .catchup import catch_up_tables
 __all__ = [
     "backward_table_numba",
     "catch_up_state",
-    "NO_CATCH_UP",
 ]
 
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True)
@@ -48,18 +47,3 @@ def catch_up_state(alphas, config):
         1.0 - config.beta_2,
         float(config.epsilon),
     )
-
-
-# The catch-up's tables for the optimisers that need none (same types, empty).
-NO_CATCH_UP = (
-    np.zeros((1, 0)),
-    np.zeros((1, 0)),
-    np.zeros(1),
-    np.zeros(1),
-    np.zeros((1, 2)),
-    np.zeros(1),
-    np.zeros(1),
-    0.0,
-    0.0,
-    0.0,
-)

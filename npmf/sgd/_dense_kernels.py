@@ -26,8 +26,10 @@ kernel copies the model's separate arrays into one record per row,
   accumulates the row's gradient in that segment (cleared when the row is
   listed) and its step writes the new root there: the step reads and writes
   one record, and nothing as large as the model is cleared per step;
-* the kernel is compiled per record width (tuples ``lanes``, ``trained``), so
-  its loops over a row have trip counts fixed at compile time.
+* up to :data:`FIXED_WIDTH` the kernel is compiled per record width (tuples
+  ``lanes``, ``trained``, :func:`npmf.sgd._formulas.trip_count`), so its loops
+  over a row have trip counts fixed at compile time; wider records share one
+  kernel with run-time trip counts.
 
 Measured on the Keras recipe (ML-100k, k = 3, batch 32, interleaved in one
 process on a loaded machine; ``benchmarks/keras_bounds.py``, "inside
@@ -102,10 +104,10 @@ def pack(X, P, b, M, mb, V, vb, out):
 def catch_up_record_row(X, x, lanes, trained, last, c, cu):
     """Bring record ``x`` of ``X`` (``[p | m | v | sqrt v]``), last stepped after step ``last``, up to step ``c``.
 
-    ``lanes`` and ``trained`` are tuples whose lengths, ``s = k + 1`` (a segment) and the elements a step moves
-    (``k + 1`` with biases, else ``k``), the kernel is compiled for (:func:`dense_epoch`). Where every trained element
-    takes the narrow series, one branch-free loop replays them all; otherwise each element takes its own form
-    (:func:`npmf.sgd._formulas.catch_up_elements`). ``cu`` is :func:`dense_epoch`'s.
+    ``lanes`` and ``trained`` have as many elements as a segment, ``s = k + 1``, and as a step moves (``k + 1``
+    with biases, else ``k``): tuples, whose lengths the kernel is compiled for, or arrays (:func:`dense_epoch`).
+    Where every trained element takes the narrow series, one branch-free loop replays them all; otherwise each
+    element takes its own form (:func:`npmf.sgd._formulas.catch_up_elements`). ``cu`` is :func:`dense_epoch`'s.
     """
     G, Bn, Qn, B, Q, P1, P2, thr, alphas64, d1, d2, eps64, tiny, Gx, P1x, P2x, epsx, onex, tinyx = cu
     s = c - last
@@ -191,15 +193,16 @@ def dense_epoch(u, i, r, bs, mu, U, I, rows_u, rows_i, stamp_u, stamp_i, alphas,
                 lanes, trained, nn, cu):  # fmt: skip
     """One epoch of dense ``adam`` over records ``U`` (users) and ``I`` (items), in place; returns the loss sum.
 
-    Ratings come in visiting order. ``lanes`` and ``trained`` are tuples of
-    ``k + 1`` and of ``width`` (``k + 1`` with biases, else ``k``: the bias
-    slot is then read but never moved) elements: the kernel is compiled for
-    their lengths, so its loops over a row have trip counts fixed at compile
-    time. ``stamp_*`` start at -1 and then hold the batch that last listed
-    each row. ``c_full``, ``c_last`` are :math:`2/B` of a full batch and of
-    the last one, in the records' dtype, as are ``mu`` and ``reg``. ``cu`` is
-    the catch-up's state, :func:`record_state`; its ``Bn, Qn``, the narrow
-    series' columns of ``B, Q``, are a table a quarter the size, which stays in cache.
+    Ratings come in visiting order. ``lanes`` and ``trained`` have ``k + 1``
+    and ``width`` (``k + 1`` with biases, else ``k``: the bias slot is then read
+    but never moved) elements: as tuples (up to :data:`FIXED_WIDTH`) the kernel
+    is compiled for their lengths, so its loops over a row have trip counts
+    fixed at compile time; as arrays, one kernel serves every width.
+    ``stamp_*`` start at -1 and then hold the batch that last listed each row.
+    ``c_full``, ``c_last`` are :math:`2/B` of a full batch and of the last one,
+    in the records' dtype, as are ``mu`` and ``reg``. ``cu`` is the catch-up's
+    state, :func:`record_state`; its ``Bn, Qn``, the narrow series' columns of
+    ``B, Q``, are a table a quarter the size, which stays in cache.
     """
     n = r.shape[0]
     s = len(lanes)
