@@ -32,7 +32,17 @@ from ._block_data import _shuffle
 from ._block_steps import AHEAD, lines_of, prefetch_row
 from ._catchup_kernels import catch_up_state
 from ._dense_kernels import _adam_records, _list, catch_up_record_row, record_state
-from ._formulas import bias_gradient, factor_gradient, horner, loss_term, penalty, project_listed, project_row, residual
+from ._formulas import (
+    bias_gradient,
+    factor_gradient,
+    horner,
+    loss_term,
+    penalty,
+    project_listed,
+    project_row,
+    residual,
+    trip_count,
+)
 from .catchup import SERIES_TERMS, SHORT_TERMS, WIDE_TERMS
 
 __all__ = ["DenseBlocks"]
@@ -149,8 +159,9 @@ def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alp
 
     ``stamp_*`` hold the global step (``tag0`` + epoch step) of the batch that last listed each row; ``rows_*``
     list the batch's rows, ``gw``, ``gh`` hold a rating's gradients. All scratch is the thread slot's, allocated
-    once per fit. ``lanes``, ``trained``: tuples of ``k + 1`` and ``width`` elements, for the serial kernel's
-    per-element catch-up (:func:`npmf.sgd._dense_kernels.catch_up_record_row`).
+    once per fit. ``lanes``, ``trained``: arrays of ``k + 1`` and ``width`` elements (run-time lengths, so one
+    compilation serves every k), for the serial kernel's per-element catch-up
+    (:func:`npmf.sgd._dense_kernels.catch_up_record_row`).
     """
     s = U.shape[1] // 4
     k = s - 1
@@ -288,9 +299,9 @@ class DenseBlocks:
             self.Gs = np.zeros((len(self.Gws), len(tables[5])))
         s = trainer.records[0].shape[1] // 4
         width = s if c.biases else s - 1
-        # The serial kernel's row widths for its per-element path, as arrays: their lengths at run time, so that
-        # the kernels are compiled once for every k (as tuples they would be compiled per k, ~40 s each).
-        lanes, trained = np.empty(s, np.int8), np.empty(width, np.int8)
+        # The serial kernel's row widths for its per-element path, never fixed at compile time: the kernels are then
+        # compiled once for every k (with tuples they would be compiled per k, ~40 s each).
+        lanes, trained = trip_count(s, 0), trip_count(width, 0)
         total = _dense_epoch(
             trainer.u, trainer.i, trainer.r, trainer.offsets, trainer.first, trainer.P, trainer.plan, trainer.bounds,
             seeds, int(t0), *trainer.records, trainer.stamp_u, trainer.stamp_i, alphas64.astype(self.dtype), dt(mu),

@@ -29,7 +29,6 @@ from ..core._kernels import prediction
 from .catchup import SERIES_TERMS
 
 __all__ = [
-    "trip_count",
     "residual",
     "penalty",
     "loss_term",
@@ -45,6 +44,7 @@ __all__ = [
     "project",
     "project_row",
     "project_listed",
+    "trip_count",
 ]
 
 _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
