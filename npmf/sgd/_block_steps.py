@@ -22,6 +22,13 @@ __all__ = []
 # 16 against 8: 0.93, 0.99 and 0.92 of the epoch (lazy_adam ML-25M shape and skewed, sgd; 5M ratings, 2 threads).
 AHEAD = 16
 
+# Rows ahead at which the row steps prefetch a record (their pass over a batch's rows comes after the pass over its
+# ratings, which brought the records in, but a batch's rows, ~1,500 records of 396 bytes on ML-25M's shape, partly
+# leave L1/L2 by then). lazy_adam, ML-25M's shape at 5M ratings, 1 thread, blocks run in turn: 0.89x the time
+# without (4 rows), 0.94x (8). Dense adam's 528-byte records, skewed shape, 5M ratings, 2 threads: see
+# npmf.sgd._dense_blocks._adam_rows.
+ROWS_AHEAD = 4
+
 
 def _prefetch_codegen(context, builder, signature, args):
     """LLVM for :func:`prefetch_row`: one ``llvm.prefetch`` (for writing, high locality) per 64-byte line."""

@@ -14,7 +14,7 @@ kernels of its own (:mod:`npmf.sgd._dense_blocks`).
 
 import numba
 
-from ._block_steps import AHEAD, lines_of, prefetch_row
+from ._block_steps import AHEAD, ROWS_AHEAD, lines_of, prefetch_row
 from ._formulas import (
     adam_scalar,
     bias_gradient,
@@ -28,11 +28,6 @@ from ._formulas import (
 )
 
 __all__ = []
-
-# Rows ahead at which the row steps prefetch a record (pass 2; pass 1 prefetched them too, but a batch's rows,
-# ~1,500 records of 396 bytes on ML-25M's shape, partly leave L1/L2 by then). lazy_adam, ML-25M's shape at 5M
-# ratings, 1 thread, blocks run in turn: 0.89x the time without (4 rows), 0.94x (8).
-ROWS_AHEAD = 4
 
 _nonrt = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 _fast = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False, fastmath={"reassoc", "nsz"})
