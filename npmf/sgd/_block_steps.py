@@ -26,7 +26,7 @@ AHEAD = 16
 # ratings, which brought the records in, but a batch's rows, ~1,500 records of 396 bytes on ML-25M's shape, partly
 # leave L1/L2 by then). lazy_adam, ML-25M's shape at 5M ratings, 1 thread, blocks run in turn: 0.89x the time
 # without (4 rows), 0.94x (8). Dense adam's 528-byte records, skewed shape, 5M ratings, 2 threads: see
-# npmf.sgd._dense_blocks._adam_rows.
+# npmf.sgd._dense_blocks._adam_prefetched.
 ROWS_AHEAD = 4
 
 

@@ -17,8 +17,8 @@ kernels. A row's record is the serial kernel's (:mod:`npmf.sgd._dense_kernels`),
   independent catch-ups overlap; each row's gradient then goes to its record's
   fourth segment, whose kept ``sqrt v`` has served (the serial kernel's ``_list``).
 
-The step is the serial kernel's (:func:`npmf.sgd._dense_kernels._adam_records`, here
-:func:`_adam_rows`, which prefetches the records, as the residuals' pass does);
+The step is the serial kernel's (:func:`npmf.sgd._dense_kernels._adam_record`, here through
+:func:`_adam_prefetched`, which prefetches the records, as the residuals' pass does);
 residual, loss term and gradients are :mod:`npmf.sgd._formulas`'. Rows trained at
 once are in disjoint blocks and a row's catch-up depends only on its own state and
 the fixed step numbering, so any thread count gives the sequential twin's result
@@ -32,9 +32,8 @@ from numba import prange
 from ._block_data import _shuffle
 from ._block_steps import AHEAD, ROWS_AHEAD, lines_of, prefetch_row
 from ._catchup_kernels import catch_up_state
-from ._dense_kernels import _list, catch_up_record_row, record_state
+from ._dense_kernels import _adam_record, _list, catch_up_record_row, record_state
 from ._formulas import (
-    adam_scalar_root,
     bias_gradient,
     factor_gradient,
     horner,
@@ -210,30 +209,27 @@ def _dense_block(u, i, r, start, stop, tag0, batch0, U, V, stamp_u, stamp_i, alp
                 grad_u[f] += c * gw[f]
             for f in range(width):
                 grad_i[f] += c * gh[f]
-        _adam_rows(U, rows_u, nu, s, width, alphas[batch0 + b], c1, c2, eps, lines)
-        _adam_rows(V, rows_i, ni, s, width, alphas[batch0 + b], c1, c2, eps, lines)
+        _adam_prefetched(U, rows_u, nu, s, width, alphas[batch0 + b], c1, c2, eps, lines)
+        _adam_prefetched(V, rows_i, ni, s, width, alphas[batch0 + b], c1, c2, eps, lines)
         project_listed(U, rows_u, nu, k, nn)
         project_listed(V, rows_i, ni, k, nn)
     return total
 
 
 @_inline
-def _adam_rows(X, rows, n_rows, n, width, alpha, c1, c2, eps, lines):
-    """The serial kernel's step (:func:`npmf.sgd._dense_kernels._adam_records`) on records ``rows[:n_rows]``, each
-    prefetched :data:`npmf.sgd._block_steps.ROWS_AHEAD` rows ahead, its element loop on views of the segments.
+def _adam_prefetched(X, rows, n_rows, n, width, alpha, c1, c2, eps, lines):
+    """The serial kernel's step (:func:`npmf.sgd._dense_kernels._adam_record`) on records ``rows[:n_rows]``, each
+    prefetched :data:`npmf.sgd._block_steps.ROWS_AHEAD` rows ahead.
 
-    The same arithmetic (:func:`npmf.sgd._formulas.adam_scalar_root`), so the same bits. At scale a batch's records
-    (1,024 rows of 528 bytes a side at k = 32 in float32) no longer fit in L2 when their step comes; the serial
-    kernel's step, indexed ``X[x, f]`` and without the prefetch, waited on each row (skewed shape, 5M ratings, k = 32,
-    2 threads: the epoch 0.86-1.01 s with this step and the residual pass's prefetch, against 1.21-1.42 s).
+    At scale a batch's records (1,024 rows of 528 bytes a side at k = 32 in float32) no longer fit in L2 when their
+    step comes, and without the prefetch the step waited on each row: with it and the residual pass's prefetch the
+    epoch takes 0.72x (skewed shape) and 0.76x (ML-25M's) the time, at 5M ratings, k = 32, 2 threads
+    (``benchmarks/results/dense-prefetch-ab/``).
     """
     for a in range(n_rows):
         if a + ROWS_AHEAD < n_rows:
             prefetch_row(X, rows[a + ROWS_AHEAD], 0, lines)
-        x = rows[a]
-        p, m, v, g = X[x, :width], X[x, n : n + width], X[x, 2 * n : 2 * n + width], X[x, 3 * n : 3 * n + width]
-        for f in range(width):
-            p[f], m[f], v[f], g[f] = adam_scalar_root(p[f], g[f], m[f], v[f], alpha, c1, c2, eps)
+        _adam_record(X, rows[a], n, width, alpha, c1, c2, eps)
 
 
 @_inline

@@ -161,18 +161,23 @@ def _narrow(X, x, n, width, tau, s_, terms, G, Gx, Bn, Qn, p1, p2, eps, one, tin
 
 
 @_inline
+def _adam_record(X, x, n, width, alpha, c1, c2, eps):
+    """Keras' Adam (:func:`npmf.sgd._formulas.adam_scalar_root`) on record ``x`` of ``X``, its gradient in the
+    fourth segment (``n`` wide), which then keeps the step's ``sqrt v``.
+
+    The element loop runs on 1-D views of the four segments, so that LLVM can vectorise it (indexed ``X[x, f]``,
+    one array read and written at four offsets, it did not in the block kernel).
+    """
+    p, m, v, g = X[x, :width], X[x, n : n + width], X[x, 2 * n : 2 * n + width], X[x, 3 * n : 3 * n + width]
+    for f in range(width):
+        p[f], m[f], v[f], g[f] = adam_scalar_root(p[f], g[f], m[f], v[f], alpha, c1, c2, eps)
+
+
+@_inline
 def _adam_records(X, rows, n_rows, n, width, alpha, c1, c2, eps):
-    """Keras' Adam on records ``rows[:n_rows]`` of ``X``, each row's gradient in its fourth segment (``n`` wide),
-    which then keeps the step's ``sqrt v``."""
+    """:func:`_adam_record` on records ``rows[:n_rows]`` of ``X``."""
     for a in range(n_rows):
-        x = rows[a]
-        for f in range(width):
-            p, m, v, root = adam_scalar_root(X[x, f], X[x, 3 * n + f], X[x, n + f], X[x, 2 * n + f], alpha, c1, c2,
-                                             eps)  # fmt: skip
-            X[x, f] = p
-            X[x, n + f] = m
-            X[x, 2 * n + f] = v
-            X[x, 3 * n + f] = root
+        _adam_record(X, rows[a], n, width, alpha, c1, c2, eps)
 
 
 @_inline
