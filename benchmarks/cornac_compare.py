@@ -79,11 +79,15 @@ NPMF_VARIANTS = [
 # thread for thread, a ratio that a busy machine blurs less than one between thread pools.
 CORNAC_THREADS = {0: "Hogwild, all threads", 1: "1 thread"}
 
+# Cornac's package imports Keras, whose default backend, TensorFlow, the bench extra does not install (it installs
+# JAX); without a backend named, `import cornac` failed with "No module named 'tensorflow'" and this script took
+# Cornac for absent. Its MF model needs no Keras at all.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 try:
     import cornac
     from cornac.data import Dataset
-except ImportError:  # pragma: no cover - depends on the environment
-    cornac = None
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    cornac, CORNAC_MISSING = None, exc
 
 
 def rmse(pred, truth):
@@ -177,7 +181,9 @@ def main():
         args.repeats, args.epochs = 2, 10
     out_dir = Path(args.out)
     if cornac is None:
-        print("Cornac is not installed (pip install cornac, or the bench extra): timing npmf's side alone.")
+        print(
+            f"Cornac cannot be imported ({CORNAC_MISSING}; pip install cornac, or the bench extra): npmf's side alone."
+        )
     machine = describe(("cornac",) if cornac is not None else ())
     df = npmf.load_movielens()
     train, test = npmf.train_test_split(df, test_size=0.2, random_state=args.seed)

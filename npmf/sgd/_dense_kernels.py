@@ -46,6 +46,8 @@ tests hold them equal to 1e-12 in float64.
 import numba
 import numpy as np
 
+from ..core._lanes import load, store
+from ..core._lanes import width as lane_count
 from ._catchup_kernels import catch_up_state
 from ._formulas import (
     adam_scalar_root,
@@ -55,10 +57,9 @@ from ._formulas import (
     factor_gradient,
     horner,
     loss_term,
-    penalty,
     project_listed,
     project_row,
-    residual,
+    residual_and_penalty,
     trip_count,
 )
 from .catchup import SERIES_TERMS, SHORT_TERMS
@@ -165,12 +166,19 @@ def _adam_record(X, x, n, width, alpha, c1, c2, eps):
     """Keras' Adam (:func:`npmf.sgd._formulas.adam_scalar_root`) on record ``x`` of ``X``, its gradient in the
     fourth segment (``n`` wide), which then keeps the step's ``sqrt v``.
 
-    The element loop runs on 1-D views of the four segments, so that LLVM can vectorise it (indexed ``X[x, f]``,
-    one array read and written at four offsets, it did not in the block kernel).
+    The element loop takes a vector of lanes at a time (:mod:`npmf.core._lanes`): LLVM's own vectoriser left it
+    scalar (a segment of 4 to 33 elements is shorter than its vector loop's step, and on indexed ``X[x, f]``,
+    one array read and written at four offsets, it did not try), and the square roots and divisions are the
+    step's cost. The same operations on each element, so the same bits.
     """
-    p, m, v, g = X[x, :width], X[x, n : n + width], X[x, 2 * n : 2 * n + width], X[x, 3 * n : 3 * n + width]
-    for f in range(width):
-        p[f], m[f], v[f], g[f] = adam_scalar_root(p[f], g[f], m[f], v[f], alpha, c1, c2, eps)
+    for f in range(0, width, lane_count(X)):
+        q = width - f
+        p, m, v, root = adam_scalar_root(load(X, x, f, q), load(X, x, 3 * n + f, q), load(X, x, n + f, q),
+                                         load(X, x, 2 * n + f, q), alpha, c1, c2, eps)  # fmt: skip
+        store(X, x, f, p, q)
+        store(X, x, n + f, m, q)
+        store(X, x, 2 * n + f, v, q)
+        store(X, x, 3 * n + f, root, q)
 
 
 @_inline
@@ -238,11 +246,13 @@ def dense_epoch(u, i, r, bs, mu, U, I, rows_u, rows_i, stamp_u, stamp_i, alphas,
         for j in range(start, stop):
             x = u[j]
             y = i[j]
-            e = residual(mu, U[x, k], I[y, k], U, x, I, y, k, r, j)
-            total += loss_term(e, reg, penalty(U, x, I, y, k, U[x, k], I[y, k], zero))
-            for f in range(k):
-                U[x, 3 * s + f] += c * factor_gradient(e, I[y, f], reg, U[x, f])
-                I[y, 3 * s + f] += c * factor_gradient(e, U[x, f], reg, I[y, f])
+            e, pen = residual_and_penalty(mu, U[x, k], I[y, k], U, x, I, y, k, r, j, zero)
+            total += loss_term(e, reg, pen)
+            for f in range(0, k, lane_count(U)):  # the gradient sums (fourth segment), a vector at a time
+                q = k - f
+                wf, hf = load(U, x, f, q), load(I, y, f, q)
+                store(U, x, 3 * s + f, load(U, x, 3 * s + f, q) + c * factor_gradient(e, hf, reg, wf), q)
+                store(I, y, 3 * s + f, load(I, y, 3 * s + f, q) + c * factor_gradient(e, wf, reg, hf), q)
             if width > k:
                 U[x, 3 * s + k] += c * bias_gradient(e, reg, U[x, k])
                 I[y, 3 * s + k] += c * bias_gradient(e, reg, I[y, k])
@@ -289,6 +299,7 @@ def dense_arguments(u, i, r, batch_size, mu, params, m, v, alphas, config):
     W = params[0]
     k = W.shape[1]
     ft = W.dtype.type
+    r = np.asarray(r, W.dtype)  # the kernel's arithmetic is in the records' dtype (the trainers pass it so already)
     records = [np.empty((len(P), 4 * (k + 1)), W.dtype) for P in params[:2]]
     for X, side in zip(records, range(2), strict=True):
         pack(X, params[side], params[side + 2], m[side], m[side + 2], v[side], v[side + 2], False)

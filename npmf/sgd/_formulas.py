@@ -26,11 +26,13 @@ import numba
 import numpy as np
 
 from ..core._kernels import prediction
+from ..core._lanes import load, negative_zero, sum_lanes, width
 from .catchup import SERIES_TERMS
 
 __all__ = [
     "residual",
     "penalty",
+    "residual_and_penalty",
     "loss_term",
     "factor_gradient",
     "bias_gradient",
@@ -85,6 +87,30 @@ def penalty(W, u, H, i, k, b_u, b_i, zero):
     for f in range(k):
         sq += W[u, f] * W[u, f] + H[i, f] * H[i, f]
     return sq + b_u * b_u + b_i * b_i
+
+
+@_inline
+def residual_and_penalty(mu, b_u, b_i, W, u, H, i, k, r, j, zero):
+    """:func:`residual` and :func:`penalty` (from ``zero``) in one loop.
+
+    The same sums in the same order, so the same bits (a test holds it): the
+    dot product of :func:`npmf.core._kernels.dot`, its products added left to
+    right (from -0, which adds nothing), the squared norms from ``zero``, each
+    term ``w_f^2 + h_f^2`` added left to right; then ``((mu + b_u) + b_i) + dot - r[j]``
+    and ``sq + b_u^2 + b_i^2``. The products are taken a vector of lanes at a
+    time (:mod:`npmf.core._lanes`) and the sums kept in order by
+    :func:`npmf.core._lanes.sum_lanes`; each factor is loaded once. ``zero``
+    is 0 in the factors' dtype, or a float64 0 for float32 factors, and is the
+    squared norms' type (rows of C-contiguous arrays, as lanes take them).
+    """
+    acc = negative_zero(W)
+    sq = zero
+    for f in range(0, k, width(W)):
+        w = load(W, u, f, k - f)
+        h = load(H, i, f, k - f)
+        acc = sum_lanes(acc, w * h, k - f)
+        sq = sum_lanes(sq, w * w + h * h, k - f)
+    return mu + b_u + b_i + acc - r[j], sq + b_u * b_u + b_i * b_i
 
 
 @_inline

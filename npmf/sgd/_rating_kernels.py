@@ -23,6 +23,9 @@ touch only the rows of the batch, all of that is overhead. Here
   batch (its slot), so nothing as large as the parameters is ever zeroed;
 * the loss's penalty is summed in the dot product's loop
   (:func:`residual_and_penalty`), in the factors' dtype;
+* a row's loops (the residual, the gradient sums, the steps) run a vector of
+  lanes at a time (:mod:`npmf.core._lanes`: 8 float32 or 4 float64), the
+  same operations on each element in the same order, so the same bits;
 * they are compiled without reference counting and allocate nothing: the
   scratch comes from :func:`scratch`, once per fit, and the arguments from
   :func:`prepare`, so an epoch's Python work is one call (two with the shuffle).
@@ -41,6 +44,7 @@ dtype, so float32 factors are trained in float32 arithmetic.
 import numba
 import numpy as np
 
+from ..core._lanes import load, store, width
 from ._block_data import _shuffle_into
 from ._formulas import (
     adam_scalar,
@@ -49,6 +53,7 @@ from ._formulas import (
     loss_term,
     project_listed,
     project_row,
+    residual_and_penalty,
     sgd_scalar,
     trip_count,
 )
@@ -59,31 +64,7 @@ __all__ = ["shuffled_copy", "sgd_per_rating", "batched", "prediction_bound"]
 # Without Numba's reference counting (as npmf.sgd._kernels' epochs): the kernels allocate nothing (the caller passes
 # the scratch), and the array arguments of the inlined helpers that branch cost no atomic increments per rating.
 _jit = numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
-
-
 _inline = numba.njit(inline="always", error_model="numpy", nogil=True)
-
-
-@_inline
-def residual_and_penalty(mu, b_u, b_i, W, u, H, i, k, r, j, zero):
-    """:func:`npmf.sgd._formulas.residual` and :func:`npmf.sgd._formulas.penalty` (from ``zero``) in one loop.
-
-    The same sums in the same order, so the same bits (a test holds it): the
-    dot product of :func:`npmf.core._kernels.dot` from its ``f = 0`` term, the
-    squared norms from ``zero`` plus that term, each left to right; then
-    ``((mu + b_u) + b_i) + dot - r[j]`` and ``sq + b_u^2 + b_i^2``. In one loop
-    the two dependency chains run side by side and each factor is loaded once.
-    """
-    w0 = W[u, 0]
-    h0 = H[i, 0]
-    acc = w0 * h0
-    sq = zero + (w0 * w0 + h0 * h0)
-    for f in range(1, k):
-        wf = W[u, f]
-        hf = H[i, f]
-        acc = acc + wf * hf
-        sq += wf * wf + hf * hf
-    return mu + b_u + b_i + acc - r[j], sq + b_u * b_u + b_i * b_i
 
 
 @_jit
@@ -100,7 +81,7 @@ def shuffled_copy(u0, i0, r0, u, i, r, seed, js):
 
 
 @_jit
-def sgd_per_rating(u, i, r, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn, kt, ku):
+def sgd_per_rating(u, i, r, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn, kt):
     """One epoch of plain SGD, one rating per step, over ``u, i, r`` in visiting order (:func:`shuffled_copy`).
 
     Returns the sum of the loss terms. ``two`` is 2 in the factors'
@@ -108,8 +89,8 @@ def sgd_per_rating(u, i, r, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn, kt, ku
     summed in the factors' dtype (:func:`residual_and_penalty`); with ``reg = 0``
     its term is left out (it would be ``0 * penalty``). ``nn``
     (``non_negative``) projects the factors after each step and a row as it
-    is read (docs/derivation.md, section 9). ``kt`` and ``ku`` have as many
-    entries as there are factors (:func:`factor_counts`).
+    is read (docs/derivation.md, section 9). ``kt`` has as many entries as
+    there are factors (:func:`factor_counts`).
     """
     k = len(kt)
     zero = two - two
@@ -125,11 +106,11 @@ def sgd_per_rating(u, i, r, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn, kt, ku
             project_row(H, y, k, True)
         e, pen = residual_and_penalty(mu, bu[x], bi[y], W, x, H, y, k, r, j, zero)
         total += loss_term(e, reg, pen) if reg != 0 else loss_term(e, reg, 0.0)
-        for f in range(len(ku)):
-            wf = W[x, f]
-            hf = H[y, f]
-            W[x, f] = sgd_scalar(wf, factor_gradient(e, hf, reg, wf), lr2)
-            H[y, f] = sgd_scalar(hf, factor_gradient(e, wf, reg, hf), lr2)
+        for f in range(0, k, width(W)):
+            wf = load(W, x, f, k - f)
+            hf = load(H, y, f, k - f)
+            store(W, x, f, sgd_scalar(wf, factor_gradient(e, hf, reg, wf), lr2), k - f)
+            store(H, y, f, sgd_scalar(hf, factor_gradient(e, wf, reg, hf), lr2), k - f)
         if nn:
             project_row(W, x, k, True)
             project_row(H, y, k, True)
@@ -150,32 +131,31 @@ def _sgd_rows(P, B, G, rows, n_rows, fit_bias, lr):
     k = P.shape[1]
     for a in range(n_rows):
         x = rows[a]
-        for f in range(k):
-            P[x, f] = sgd_scalar(P[x, f], G[a, f], lr)
+        for f in range(0, k, width(P)):
+            store(P, x, f, sgd_scalar(load(P, x, f, k - f), load(G, a, f, k - f), lr), k - f)
         if fit_bias:
             B[x] = sgd_scalar(B[x], G[a, k], lr)
 
 
 @_inline
-def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, alpha, c1, c2, eps, ku):
+def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, alpha, c1, c2, eps):
     """Lazy Adam (:func:`npmf.sgd._formulas.adam_scalar`) on rows ``rows[:n_rows]`` of the factors ``P`` and, with
     ``fit_bias``, the biases ``B``, in place.
 
-    ``G[a]`` holds row ``rows[a]``'s gradient, the bias's in column ``k``.
-    Stepping the rows where they are is the fastest form measured on ML-100k
-    (k = 10, batch 32): gathering them into contiguous scratch for a vectorised
-    step and scattering them back cost more than the scalar square roots and
-    divisions it saved (benchmarks/cornac_compare.py). The bits are the same.
-    ``len(ku)`` is the number of factors (:func:`factor_counts`).
+    ``G[a]`` holds row ``rows[a]``'s gradient, the bias's in column ``k``. A
+    row is stepped where it lies, a vector of lanes (:mod:`npmf.core._lanes`)
+    at a time: the square roots and divisions are the step's cost, and at
+    k = 10 in float32 a row takes 2 vector ones where it took 10 scalar ones.
+    Gathering the rows into contiguous scratch for one run of lanes, and
+    stepping the bias in a free lane of the row's last vector, were both
+    slower on ML-100k (k = 10, batch 32). The same operations on each element
+    as the scalar loop, so the same bits.
     """
-    k = len(ku)
+    k = P.shape[1]
     for a in range(n_rows):
         x = rows[a]
-        for f in range(k):
-            pj, mj, vj = adam_scalar(P[x, f], G[a, f], M[x, f], V[x, f], alpha, c1, c2, eps)
-            M[x, f] = mj
-            V[x, f] = vj
-            P[x, f] = pj
+        for f in range(0, k, width(P)):
+            _adam_lanes(P, M, V, G, x, a, f, k - f, alpha, c1, c2, eps)
         if fit_bias:
             pj, mj, vj = adam_scalar(B[x], G[a, k], MB[x], VB[x], alpha, c1, c2, eps)
             MB[x] = mj
@@ -183,9 +163,32 @@ def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, alpha, c1, c2
             B[x] = pj
 
 
+@_inline
+def _adam_lanes(P, M, V, G, x, a, f, n, alpha, c1, c2, eps):
+    """Lazy Adam on the ``n`` (at most one vector's) elements from ``f`` of row ``x`` of ``P``, gradient ``G[a]``."""
+    p, m, v = adam_scalar(load(P, x, f, n), load(G, a, f, n), load(M, x, f, n), load(V, x, f, n), alpha, c1, c2, eps)
+    store(M, x, f, m, n)
+    store(V, x, f, v, n)
+    store(P, x, f, p, n)
+
+
+@_inline
+def _add_into(G, a, f, n, term, new, zero):
+    """``G[a, f : f + n] += term`` (lanes), from ``zero`` for a ``new`` slot, whose old contents are not read.
+
+    ``zero + term`` is what adding into a cleared slot gives, to the sign of a zero, without clearing it first:
+    reading the slot's vector right after the clearing's stores made the core wait for them (a load that spans
+    several earlier stores cannot take its data from them).
+    """
+    if new:
+        store(G, a, f, zero + term, n)
+    else:
+        store(G, a, f, load(G, a, f, n) + term, n)
+
+
 @_jit
 def batched(u, i, r, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, alphas, lazy, lr, c1, c2, eps, reg,
-            fit_bias, nn, kt, ku, gu, gi, rows_u, rows_i, stamp_u, stamp_i, slot_u, slot_i, cbuf):  # fmt: skip
+            fit_bias, nn, kt, gu, gi, rows_u, rows_i, stamp_u, stamp_i, slot_u, slot_i, cbuf):  # fmt: skip
     """One epoch of ``lazy_adam`` (``lazy``) or SGD in batches of ``bs`` over ``u, i, r`` in visiting order
     (:func:`shuffled_copy`).
 
@@ -202,7 +205,7 @@ def batched(u, i, r, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, a
     ``stamp_u, stamp_i`` (one per row, all ``-1`` before the first epoch) the
     batch that last listed a row, ``slot_u, slot_i`` its slot, ``cbuf`` one
     value in the factors' dtype. The stamps are reset here, so every epoch starts alike.
-    ``kt`` and ``ku`` have as many entries as there are factors (:func:`factor_counts`).
+    ``kt`` has as many entries as there are factors (:func:`factor_counts`).
     """
     n = r.shape[0]
     k = len(kt)
@@ -222,19 +225,17 @@ def batched(u, i, r, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, a
         for j in range(start, stop):
             x = u[j]
             y = i[j]
-            if stamp_u[x] != b:
+            new_u = stamp_u[x] != b  # the row's first rating in this batch: its slot's sum starts from zero
+            if new_u:
                 stamp_u[x] = b
                 slot_u[x] = nu
                 rows_u[nu] = x
-                for f in range(k + 1):
-                    gu[nu, f] = zero
                 nu += 1
-            if stamp_i[y] != b:
+            new_i = stamp_i[y] != b
+            if new_i:
                 stamp_i[y] = b
                 slot_i[y] = ni
                 rows_i[ni] = y
-                for f in range(k + 1):
-                    gi[ni, f] = zero
                 ni += 1
             if nn and b > 0:
                 project_row(W, x, k, True)
@@ -243,15 +244,17 @@ def batched(u, i, r, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, a
             total += loss_term(e, reg, pen) if reg != 0 else loss_term(e, reg, 0.0)
             a = slot_u[x]
             q = slot_i[y]
-            for f in range(k):
-                gu[a, f] += c * factor_gradient(e, H[y, f], reg, W[x, f])
-                gi[q, f] += c * factor_gradient(e, W[x, f], reg, H[y, f])
-            gu[a, k] += c * bias_gradient(e, reg, bu[x])
-            gi[q, k] += c * bias_gradient(e, reg, bi[y])
+            for f in range(0, k, width(W)):
+                wf = load(W, x, f, k - f)
+                hf = load(H, y, f, k - f)
+                _add_into(gu, a, f, k - f, c * factor_gradient(e, hf, reg, wf), new_u, zero)
+                _add_into(gi, q, f, k - f, c * factor_gradient(e, wf, reg, hf), new_i, zero)
+            gu[a, k] = (zero if new_u else gu[a, k]) + c * bias_gradient(e, reg, bu[x])
+            gi[q, k] = (zero if new_i else gi[q, k]) + c * bias_gradient(e, reg, bi[y])
         if lazy:
             alpha = alphas[b]
-            _lazy_adam_rows(W, bu, mW, vW, mbu, vbu, gu, rows_u, nu, fit_bias, alpha, c1, c2, eps, ku)
-            _lazy_adam_rows(H, bi, mH, vH, mbi, vbi, gi, rows_i, ni, fit_bias, alpha, c1, c2, eps, ku)
+            _lazy_adam_rows(W, bu, mW, vW, mbu, vbu, gu, rows_u, nu, fit_bias, alpha, c1, c2, eps)
+            _lazy_adam_rows(H, bi, mH, vH, mbi, vbi, gi, rows_i, ni, fit_bias, alpha, c1, c2, eps)
         else:
             _sgd_rows(W, bu, gu, rows_u, nu, fit_bias, lr)
             _sgd_rows(H, bi, gi, rows_i, ni, fit_bias, lr)
@@ -296,20 +299,17 @@ def prediction_bound(W, H, bu, bi, zero):
 
 
 def factor_counts(k):
-    """``(kt, ku)``: the number of factors ``k`` as the kernels' loops take it, ``len(kt) == len(ku) == k``.
+    """``kt``: the number of factors ``k`` as the kernels' loops take it, ``len(kt) == k``.
 
-    A tuple's length is part of its Numba type, so a loop ``range(len(kt))``
-    over a tuple runs a compile-time number of times, which LLVM unrolls; over
-    an array, a run-time number. Measured on ML-100k (sgd, batch 1, float32 and
-    float64, one thread, interleaved): the residual's loop is faster with a
-    compile-time ``k`` at k = 3, 6 and 10 (by 15-25%), the update's loop only for
-    small k (at k = 3 by another 15%; at k = 10 10% slower; lazy Adam's row
-    step 3-6% faster at k = 3, the same at k = 10). Up to 32 factors the
-    residual's is a tuple (a kernel compiled per ``k``, cached on disk), the
-    update's (and :func:`batched`'s row steps') up to 4; the same arithmetic
-    either way, so the same bits. ``batched`` takes its gradient loops over ``kt``.
+    A tuple's length is part of its Numba type, so a loop over it runs a
+    compile-time number of times, which LLVM unrolls; over an array, a
+    run-time number. Measured on ML-100k (sgd, batch 1, float32 and float64,
+    one thread, interleaved, before the loops took lanes): the residual's loop
+    was faster with a compile-time ``k`` at k = 3, 6 and 10 (by 15-25%). Up to
+    32 factors ``kt`` is a tuple (a kernel compiled per ``k``, cached on disk);
+    the same arithmetic either way, so the same bits.
     """
-    return trip_count(k, 32), trip_count(k, 4)
+    return trip_count(k, 32)
 
 
 def scratch(params, config):
@@ -340,9 +340,9 @@ def prepare(n, params, m, v, config):
     c, (W, H, bu, bi), ft = config, params, np.dtype(config.dtype).type
     flags = (bool(c.biases), bool(c.non_negative))
     rest = scratch(params, config)
-    kt, ku = factor_counts(W.shape[1])
+    kt = factor_counts(W.shape[1])
     if c.optimizer == "sgd" and c.batch_size == 1:
-        factors = (W, H, bu, bi, ft(c.learning_rate), ft(c.reg), flags[0], ft(2.0), flags[1], kt, ku)
+        factors = (W, H, bu, bi, ft(c.learning_rate), ft(c.reg), flags[0], ft(2.0), flags[1], kt)
         return lambda u, i, r, mu, t0: sgd_per_rating(u, i, r, ft(mu), *factors)
     lazy = c.optimizer == "lazy_adam"
     unused = np.zeros(1, c.dtype)  # SGD takes no step sizes
@@ -350,4 +350,4 @@ def prepare(n, params, m, v, config):
     arrays = (W, H, bu, bi, *(a for q in range(4) for a in (m[q], v[q])))
     scalars = (lazy, ft(c.learning_rate), ft(1.0 - c.beta_1), ft(1.0 - c.beta_2), ft(c.epsilon), ft(c.reg))
     bs = int(c.batch_size)
-    return lambda u, i, r, mu, t0: batched(u, i, r, bs, ft(mu), *arrays, alphas(t0), *scalars, *flags, kt, ku, *rest)
+    return lambda u, i, r, mu, t0: batched(u, i, r, bs, ft(mu), *arrays, alphas(t0), *scalars, *flags, kt, *rest)

@@ -60,11 +60,11 @@ def test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, fit_bias, r
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer, batch_size, k", [("sgd", 1, 6), ("lazy_adam", 8, 6), ("lazy_adam", 8, 40)])
 def test_specialised_kernels_equal_numpy_twin_at_any_k(optimizer, batch_size, k):
-    # k = 3 above takes every loop over the factors at a compile-time count (factor_counts); 6 the update's
-    # and the row step's at a run-time count, 40 all of them.
+    # k = 3 above takes the loops over the factors at a compile-time count (factor_counts) and in one vector of
+    # lanes; 6 in one or two, by dtype; 40 at a run-time count, in several.
     from npmf.sgd._rating_kernels import factor_counts
 
-    assert [isinstance(c, tuple) for c in factor_counts(k)] == [k <= 32, False]
+    assert isinstance(factor_counts(k), tuple) == (k <= 32)
     test_specialised_kernels_equal_numpy_twin(optimizer, batch_size, True, 0.05, k=k)
 
 
@@ -102,8 +102,7 @@ def test_residual_and_penalty_is_residual_and_penalty_bit_for_bit(dtype):
     # The fused loop of the serial kernels must give the bits of the two helpers it stands for.
     import numba
 
-    from npmf.sgd._formulas import penalty, residual
-    from npmf.sgd._rating_kernels import residual_and_penalty
+    from npmf.sgd._formulas import penalty, residual, residual_and_penalty
 
     @numba.njit
     def fused(mu, bu, bi, W, H, u, i, r, zero):
@@ -123,8 +122,9 @@ def test_residual_and_penalty_is_residual_and_penalty_bit_for_bit(dtype):
         return e, pen
 
     rng = np.random.default_rng(3)
-    for k in (1, 3, 10):
+    for k in (1, 3, 8, 9, 10, 17, 33):  # the loops run a vector of lanes at a time: partial, whole, several
         W, H = rng.normal(size=(7, k)).astype(dtype), rng.normal(size=(5, k)).astype(dtype)
+        W[6], H[4, : k // 2] = -0.0, 0.0  # products that are zeros of either sign
         bu, bi = rng.normal(size=7).astype(dtype), rng.normal(size=5).astype(dtype)
         u, i, r = rng.integers(0, 7, 200), rng.integers(0, 5, 200), rng.uniform(1, 5, 200).astype(dtype)
         args = (dtype(3.5), bu, bi, W, H, u, i, r, dtype(0))
