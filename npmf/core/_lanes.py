@@ -28,50 +28,61 @@ SSE or NEON registers, which LLVM splits it into where that is the width).
   by one, left to right, as the scalar loop does: a dot product taken with
   lanes has the scalar loop's bits.
 
-Without JIT (``NUMBA_DISABLE_JIT=1``), :func:`load` returns a NumPy array of
+They are intrinsics (LLVM code emitted into the kernel) and the operators
+are typed and lowered directly, so that none is a function Numba compiles
+of its own: written as ``@overload`` functions, each use compiled one, and the
+first ``npmf train`` compiled for about a second longer. With the number
+of elements a compile-time constant (the kernels' ``kt``), LLVM turns the
+masks of whole vectors into plain loads and stores.
+
+Without JIT (``NUMBA_DISABLE_JIT=1``) the names are the NumPy versions
+(``_load_python`` and so on): :func:`load` returns a NumPy array of
 :func:`width` elements and :func:`store` writes its first ``n``: the same
 arithmetic, element by element.
 """
 
 import operator
 
+import numba
 import numpy as np
 from llvmlite import ir
 from llvmlite.ir import types as ir_types
 from numba.core import cgutils, types
 from numba.core.errors import TypingError
+from numba.core.imputils import lower_builtin
+from numba.core.typing.templates import AbstractTemplate, infer_global, signature
 from numba.extending import intrinsic, models, overload, register_model
 
-__all__ = ["Lanes", "width", "load", "store", "sum_lanes", "negative_zero"]
+__all__ = ["Lanes", "load", "negative_zero", "store", "sum_lanes", "width"]
 
 _BITS = 256  # the vector's size: one AVX register
 
 
-def width(a):
+def _width_python(a):
     """The number of lanes of ``a``'s dtype: ``256 // bits`` (8 for float32, 4 for float64)."""
     return _BITS // (8 * a.dtype.itemsize)
 
 
-def load(a, x, f, n):
+def _load_python(a, x, f, n):
     """``a[x, f : f + n]`` (``n`` clipped to :func:`width`) in :func:`width` lanes, the rest 0."""
-    out = np.zeros(width(a), a.dtype)
+    out = np.zeros(_width_python(a), a.dtype)
     n = max(0, min(n, len(out)))
     out[:n] = a[x, f : f + n]
     return out
 
 
-def store(a, x, f, value, n):
+def _store_python(a, x, f, value, n):
     """``a[x, f : f + n] = value[:n]`` (``n`` clipped to :func:`width`); the other lanes are not written."""
     n = max(0, min(n, len(value)))
     a[x, f : f + n] = value[:n]
 
 
-def negative_zero(a):
+def _negative_zero_python(a):
     """-0 in ``a``'s dtype: the sum that adds nothing (``-0 + x == x`` for every ``x``, zeros of either sign too)."""
     return -a.dtype.type(0)
 
 
-def sum_lanes(start, value, n):
+def _sum_lanes_python(start, value, n):
     """``start + value[0] + ... + value[n - 1]``, added left to right (``n`` clipped to :func:`width`).
 
     The scalar loop's order, so the scalar loop's bits: a dot product or a
@@ -184,24 +195,6 @@ def _store(typingctx, a, x, f, value, n):
     return types.none(a, x, f, value, n), codegen
 
 
-@overload(width)
-def _width(a):
-    count = _lanes_of(a).count
-    return lambda a: count
-
-
-@overload(load)
-def _load_overload(a, x, f, n):
-    _lanes_of(a)
-    return lambda a, x, f, n: _load(a, x, f, n)
-
-
-@overload(store)
-def _store_overload(a, x, f, value, n):
-    _lanes_of(a)
-    return lambda a, x, f, value, n: _store(a, x, f, value, n)
-
-
 @intrinsic
 def _sum_lanes(typingctx, start, value, n):
     widen = start == types.float64 and isinstance(value, Lanes) and value.dtype == types.float32
@@ -218,20 +211,49 @@ def _sum_lanes(typingctx, start, value, n):
         negative_zero = _splat(builder, ir.Constant(vector_type.element, -0.0), vector_type)
         kept = builder.select(mask, vector, negative_zero)
         # Without fast-math flags LLVM's reduction is the ordered one: ((start + v0) + v1) + ...
-        return _call(builder, f"llvm.vector.reduce.fadd.{_suffix(vector_type)}", vector_type.element, [args[0], kept])
+        return _call(
+            builder,
+            f"llvm.vector.reduce.fadd.{_suffix(vector_type)}",
+            vector_type.element,
+            [args[0], kept],
+        )
 
     return start(start, value, n), codegen
 
 
-@overload(negative_zero)
-def _negative_zero_overload(a):
-    value = -np.dtype(_lanes_of(a).dtype.name).type(0)
-    return lambda a: value
+@intrinsic
+def _width(typingctx, a):
+    count = _lanes_of(a).count
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.intp, count)
+
+    return types.intp(a), codegen
 
 
-@overload(sum_lanes)
-def _sum_lanes_overload(start, value, n):
-    return lambda start, value, n: _sum_lanes(start, value, n)
+@intrinsic
+def _negative_zero(typingctx, a):
+    dtype = _lanes_of(a).dtype
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(dtype, -0.0)
+
+    return dtype(a), codegen
+
+
+# The names the kernels call: intrinsics (LLVM code, no function of their own to compile) or, without JIT, the
+# NumPy versions above.
+if numba.config.DISABLE_JIT:
+    width, load, store, negative_zero, sum_lanes = (_width_python, _load_python, _store_python,
+                                                    _negative_zero_python, _sum_lanes_python)  # fmt: skip
+else:
+    width, load, store, negative_zero, sum_lanes = (
+        _width,
+        _load,
+        _store,
+        _negative_zero,
+        _sum_lanes,
+    )
 
 
 def _operands(a, b):
@@ -243,30 +265,22 @@ def _operands(a, b):
     return None
 
 
-def _binary(instruction):
-    @intrinsic
-    def lanewise(typingctx, a, b):
-        lanes = _operands(a, b)
-        if lanes is None:
-            return None
-
-        def codegen(context, builder, sig, args):
-            vector_type = context.get_value_type(lanes)
-            x, y = (v if isinstance(t, Lanes) else _splat(builder, v, vector_type) for t, v in zip(sig.args, args))
-            return getattr(builder, instruction)(x, y)
-
-        return lanes(a, b), codegen
-
-    return lanewise
-
-
 def _register(python_operator, instruction):
-    lanewise = _binary(instruction)
+    """Type and lower ``python_operator`` on lanes (with lanes, or a scalar of their dtype) as ``instruction``."""
 
-    @overload(python_operator)
-    def _lanes_operator(a, b):
-        if _operands(a, b) is not None:
-            return lambda a, b: lanewise(a, b)
+    @infer_global(python_operator)
+    class _LanesOperator(AbstractTemplate):
+        def generic(self, args, kws):
+            if len(args) == 2 and not kws and (lanes := _operands(*args)) is not None:
+                return signature(lanes, *args)
+
+    def lower(context, builder, sig, args):
+        vector_type = context.get_value_type(sig.return_type)
+        x, y = (v if isinstance(t, Lanes) else _splat(builder, v, vector_type) for t, v in zip(sig.args, args))
+        return getattr(builder, instruction)(x, y)
+
+    for operands in ((Lanes, Lanes), (Lanes, types.Float), (types.Float, Lanes)):
+        lower_builtin(python_operator, *operands)(lower)
 
 
 for _op, _instruction in ((operator.add, "fadd"), (operator.sub, "fsub"), (operator.mul, "fmul"),

@@ -123,12 +123,11 @@ def sgd_per_rating(u, i, r, mu, W, H, bu, bi, lr, reg, fit_bias, two, nn, kt):
 
 
 @_inline
-def _sgd_rows(P, B, G, rows, n_rows, fit_bias, lr):
+def _sgd_rows(P, B, G, rows, n_rows, fit_bias, lr, k):
     """Plain SGD (:func:`npmf.sgd._formulas.sgd_scalar`) on rows ``rows[:n_rows]`` of ``P`` (with ``fit_bias``, ``B``).
 
     ``G[a]`` holds row ``rows[a]``'s gradient, the bias's in column ``k``.
     """
-    k = P.shape[1]
     for a in range(n_rows):
         x = rows[a]
         for f in range(0, k, width(P)):
@@ -138,7 +137,7 @@ def _sgd_rows(P, B, G, rows, n_rows, fit_bias, lr):
 
 
 @_inline
-def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, alpha, c1, c2, eps):
+def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, alpha, c1, c2, eps, k):
     """Lazy Adam (:func:`npmf.sgd._formulas.adam_scalar`) on rows ``rows[:n_rows]`` of the factors ``P`` and, with
     ``fit_bias``, the biases ``B``, in place.
 
@@ -151,7 +150,6 @@ def _lazy_adam_rows(P, B, M, V, MB, VB, G, rows, n_rows, fit_bias, alpha, c1, c2
     slower on ML-100k (k = 10, batch 32). The same operations on each element
     as the scalar loop, so the same bits.
     """
-    k = P.shape[1]
     for a in range(n_rows):
         x = rows[a]
         for f in range(0, k, width(P)):
@@ -253,11 +251,11 @@ def batched(u, i, r, bs, mu, W, H, bu, bi, mW, vW, mH, vH, mbu, vbu, mbi, vbi, a
             gi[q, k] = (zero if new_i else gi[q, k]) + c * bias_gradient(e, reg, bi[y])
         if lazy:
             alpha = alphas[b]
-            _lazy_adam_rows(W, bu, mW, vW, mbu, vbu, gu, rows_u, nu, fit_bias, alpha, c1, c2, eps)
-            _lazy_adam_rows(H, bi, mH, vH, mbi, vbi, gi, rows_i, ni, fit_bias, alpha, c1, c2, eps)
+            _lazy_adam_rows(W, bu, mW, vW, mbu, vbu, gu, rows_u, nu, fit_bias, alpha, c1, c2, eps, k)
+            _lazy_adam_rows(H, bi, mH, vH, mbi, vbi, gi, rows_i, ni, fit_bias, alpha, c1, c2, eps, k)
         else:
-            _sgd_rows(W, bu, gu, rows_u, nu, fit_bias, lr)
-            _sgd_rows(H, bi, gi, rows_i, ni, fit_bias, lr)
+            _sgd_rows(W, bu, gu, rows_u, nu, fit_bias, lr, k)
+            _sgd_rows(H, bi, gi, rows_i, ni, fit_bias, lr, k)
         project_listed(W, rows_u, nu, k, nn)
         project_listed(H, rows_i, ni, k, nn)
     return total

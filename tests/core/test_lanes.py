@@ -4,7 +4,8 @@ import numba
 import numpy as np
 import pytest
 
-from npmf.core._lanes import load, store, sum_lanes, width
+from npmf.core import _lanes
+from npmf.core._lanes import load, negative_zero, store, sum_lanes, width
 from npmf.sgd._formulas import adam_scalar_root, factor_gradient
 
 DTYPES = [np.float32, np.float64]
@@ -61,8 +62,11 @@ def _copy_through_lanes(src, dst, x, f, n):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("jit", [True, False])
 def test_load_and_store_touch_only_the_elements_asked_for(dtype, jit):
-    copy = _copy_through_lanes if jit else getattr(_copy_through_lanes, "py_func", _copy_through_lanes)
-    L = width(np.zeros((1, 1), dtype))
+    def python(src, dst, x, f, n):  # the NumPy versions, which run without JIT
+        _lanes._store_python(dst, x, f, _lanes._load_python(src, x, f, n), n)
+
+    copy = _copy_through_lanes if jit else python
+    L = _lanes._width_python(np.zeros((1, 1), dtype))
     assert L == 32 // np.dtype(dtype).itemsize
     src = np.arange(3 * 20, dtype=dtype).reshape(3, 20)
     for f, n in [(0, 1), (0, L), (3, L - 1), (5, 2 * L), (19, 1), (7, 0)]:
@@ -77,9 +81,18 @@ def test_load_and_store_touch_only_the_elements_asked_for(dtype, jit):
 @numba.njit
 def _dot_lanes(W, H, x, y):
     k = W.shape[1]
-    acc = -(W[0, 0] - W[0, 0])
+    acc = negative_zero(W)
     for f in range(0, k, width(W)):
         acc = sum_lanes(acc, load(W, x, f, k - f) * load(H, y, f, k - f), k - f)
+    return acc
+
+
+def _dot_python(W, H, x, y):
+    k = W.shape[1]
+    acc = _lanes._negative_zero_python(W)
+    for f in range(0, k, _lanes._width_python(W)):
+        w, h = _lanes._load_python(W, x, f, k - f), _lanes._load_python(H, y, f, k - f)
+        acc = _lanes._sum_lanes_python(acc, w * h, k - f)
     return acc
 
 
@@ -101,7 +114,7 @@ def test_sum_lanes_adds_left_to_right(dtype):
         for x in range(4):
             want = dtype(_dot_scalars(W, H, x, x)).tobytes()  # a jitted function returns a Python float
             assert dtype(_dot_lanes(W, H, x, x)).tobytes() == want, (k, x)
-            assert dtype(getattr(_dot_lanes, "py_func", _dot_lanes)(W, H, x, x)).tobytes() == want, (k, x)
+            assert dtype(_dot_python(W, H, x, x)).tobytes() == want, (k, x)
 
 
 @numba.njit
