@@ -243,17 +243,9 @@ def _negative_zero(typingctx, a):
 
 # The names the kernels call: intrinsics (LLVM code, no function of their own to compile) or, without JIT, the
 # NumPy versions above.
-if numba.config.DISABLE_JIT:
-    width, load, store, negative_zero, sum_lanes = (_width_python, _load_python, _store_python,
-                                                    _negative_zero_python, _sum_lanes_python)  # fmt: skip
-else:
-    width, load, store, negative_zero, sum_lanes = (
-        _width,
-        _load,
-        _store,
-        _negative_zero,
-        _sum_lanes,
-    )
+_INTRINSICS = (_width, _load, _store, _negative_zero, _sum_lanes)
+_PYTHON = (_width_python, _load_python, _store_python, _negative_zero_python, _sum_lanes_python)
+width, load, store, negative_zero, sum_lanes = _PYTHON if numba.config.DISABLE_JIT else _INTRINSICS
 
 
 def _operands(a, b):
