@@ -119,13 +119,17 @@ def main(argv=None):
     ap.add_argument("--adam-epochs", type=int, help="epochs for dense adam (default: --epochs); it is the slowest")
     ap.add_argument("--lazy-batch", type=int, default=1024)
     ap.add_argument("--sgd-batch", type=int, default=1)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", help="folder for scale.json and scale.md (default results/, or the preset's folder)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--preset", choices=sorted(PRESETS), help="issue 11's figures in one command (overrides the above)")
+    ap.add_argument(
+        "--preset", choices=sorted(PRESETS), help="issue 11's figures in one command (overrides the above but --out)"
+    )
     args = ap.parse_args(argv)
     if args.preset:
         for name, value in PRESETS[args.preset].items():
-            setattr(args, name, value)
+            if name != "out" or args.out is None:  # an explicit --out wins: it wrote over the committed record
+                setattr(args, name, value)
+    args.out = args.out or str(Path(__file__).resolve().parent / "results")
     if args.worker:
         print(json.dumps(_work(json.loads(args.worker))))
         return

@@ -27,6 +27,10 @@ SSE or NEON registers, which LLVM splits it into where that is the width).
 * ``sum_lanes(start, value, n)`` adds the first ``n`` lanes to ``start`` one
   by one, left to right, as the scalar loop does: a dot product taken with
   lanes has the scalar loop's bits.
+* ``flush_below(value, tiny)`` is the scalar ``value * (abs(value) >= tiny)``
+  lane by lane (``llvm.fabs``, a comparison, its 1 or 0 as a float, a
+  product): a value, or a zero of its sign where it is below ``tiny``; the
+  dense catch-up keeps float32 moments from decaying into subnormals with it.
 
 They are intrinsics (LLVM code emitted into the kernel) and the operators
 are typed and lowered directly, so that none is a function Numba compiles
@@ -53,7 +57,7 @@ from numba.core.imputils import lower_builtin
 from numba.core.typing.templates import AbstractTemplate, infer_global, signature
 from numba.extending import intrinsic, models, overload, register_model
 
-__all__ = ["Lanes", "load", "negative_zero", "store", "sum_lanes", "width"]
+__all__ = ["Lanes", "flush_below", "load", "negative_zero", "store", "sum_lanes", "width"]
 
 _BITS = 256  # the vector's size: one AVX register
 
@@ -92,6 +96,11 @@ def _sum_lanes_python(start, value, n):
     for j in range(max(0, min(n, len(value)))):
         start = start + (float(value[j]) if isinstance(start, float) else value[j])
     return start
+
+
+def _flush_below_python(value, tiny):
+    """``value * (|value| >= tiny)``, element by element: the value, or a zero of its sign below ``tiny``."""
+    return value * (np.abs(value) >= tiny)
 
 
 class Lanes(types.Type):
@@ -241,11 +250,26 @@ def _negative_zero(typingctx, a):
     return dtype(a), codegen
 
 
+@intrinsic
+def _flush_below(typingctx, value, tiny):
+    if not isinstance(value, Lanes) or tiny != value.dtype:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vector_type = context.get_value_type(value)
+        magnitude = _call(builder, f"llvm.fabs.{_suffix(vector_type)}", vector_type, [args[0]])
+        kept = builder.fcmp_ordered(">=", magnitude, _splat(builder, args[1], vector_type))
+        # The scalar code's product with the comparison (1.0 or 0.0): the value, or a zero of its sign; NaN stays.
+        return builder.fmul(args[0], builder.uitofp(kept, vector_type))
+
+    return value(value, tiny), codegen
+
+
 # The names the kernels call: intrinsics (LLVM code, no function of their own to compile) or, without JIT, the
 # NumPy versions above.
-_INTRINSICS = (_width, _load, _store, _negative_zero, _sum_lanes)
-_PYTHON = (_width_python, _load_python, _store_python, _negative_zero_python, _sum_lanes_python)
-width, load, store, negative_zero, sum_lanes = _PYTHON if numba.config.DISABLE_JIT else _INTRINSICS
+_INTRINSICS = (_width, _load, _store, _negative_zero, _sum_lanes, _flush_below)
+_PYTHON = (_width_python, _load_python, _store_python, _negative_zero_python, _sum_lanes_python, _flush_below_python)
+width, load, store, negative_zero, sum_lanes, flush_below = _PYTHON if numba.config.DISABLE_JIT else _INTRINSICS
 
 
 def _operands(a, b):

@@ -46,7 +46,7 @@ tests hold them equal to 1e-12 in float64.
 import numba
 import numpy as np
 
-from ..core._lanes import load, store
+from ..core._lanes import flush_below, load, store
 from ..core._lanes import width as lane_count
 from ._catchup_kernels import catch_up_state
 from ._formulas import (
@@ -142,6 +142,10 @@ def catch_up_record_row(X, x, lanes, trained, last, c, cu):
 def _narrow(X, x, n, width, tau, s_, terms, G, Gx, Bn, Qn, p1, p2, eps, one, tiny):
     """The narrow series' first ``terms`` terms on every element of record ``x``: one loop, no branch, no root.
 
+    The loop takes a vector of lanes at a time (:mod:`npmf.core._lanes`; :func:`npmf.sgd._formulas.horner` and
+    :func:`npmf.core._lanes.flush_below` take lanes as scalars), so a record's divisions are one vector division:
+    the same operations on each element as the scalar loop, so the same bits.
+
     ``x = sqrt v`` is the one the row's last step kept; ``p1, p2`` are :math:`\\beta_1^s, \\beta_2^s`. The terms
     ``G`` are formed in float64 (a difference that cancels) and rounded into ``Gx``; the rest is in the records'
     dtype (:func:`record_state`): float32 records take float32 arithmetic, float64 ones the same float64 as before.
@@ -151,14 +155,13 @@ def _narrow(X, x, n, width, tau, s_, terms, G, Gx, Bn, Qn, p1, p2, eps, one, tin
     """
     for t in range(terms):
         Gx[t] = Bn[tau, t] - Qn[s_, t] * Bn[tau + s_, t]  # in float64 (the difference cancels), then X's dtype
-    for f in range(width):
-        inv = one / X[x, 3 * n + f]
-        m0 = X[x, n + f]
-        X[x, f] = X[x, f] - m0 * horner(Gx, terms, -eps * inv) * inv
-        m1 = m0 * p1
-        v1 = X[x, 2 * n + f] * p2
-        X[x, n + f] = m1 * (abs(m1) >= tiny)
-        X[x, 2 * n + f] = v1 * (v1 >= tiny)
+    for f in range(0, width, lane_count(X)):
+        q = width - f
+        inv = one / load(X, x, 3 * n + f, q)
+        m0 = load(X, x, n + f, q)
+        store(X, x, f, load(X, x, f, q) - m0 * horner(Gx, terms, -eps * inv) * inv, q)
+        store(X, x, n + f, flush_below(m0 * p1, tiny), q)
+        store(X, x, 2 * n + f, flush_below(load(X, x, 2 * n + f, q) * p2, tiny), q)
 
 
 @_inline

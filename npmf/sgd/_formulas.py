@@ -245,9 +245,14 @@ def trip_count(n, fixed_up_to):
 
 @_inline
 def horner(G, n_terms, y):
-    r"""The series :math:`G_0 + y(G_1 + y(G_2 + \dots))` over the first ``n_terms`` coefficients."""
-    acc = G[n_terms - 1]
-    for n in range(n_terms - 2, -1, -1):
+    r"""The series :math:`G_0 + y(G_1 + y(G_2 + \dots))` over the first ``n_terms`` (at least 2) coefficients.
+
+    ``y`` is a scalar or lanes (:mod:`npmf.core._lanes`) of the coefficients' dtype. The innermost product is
+    taken first, outside the loop, so that ``acc`` has ``y``'s type from the start: the same operations in the same
+    order as starting from ``acc = G[n_terms - 1]``.
+    """
+    acc = G[n_terms - 2] + y * G[n_terms - 1]
+    for n in range(n_terms - 3, -1, -1):
         acc = G[n] + y * acc
     return acc
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from npmf.core import _lanes
-from npmf.core._lanes import load, negative_zero, store, sum_lanes, width
-from npmf.sgd._formulas import adam_scalar_root, factor_gradient
+from npmf.core._lanes import flush_below, load, negative_zero, store, sum_lanes, width
+from npmf.sgd._formulas import adam_scalar_root, factor_gradient, horner
 
 DTYPES = [np.float32, np.float64]
 
@@ -138,3 +138,64 @@ def test_lanes_name_the_arrays_they_cannot_take():
         _copy_through_lanes(np.zeros((3, 4)).T, np.zeros((4, 3)), 0, 0, 2)
     with pytest.raises(numba.TypingError, match="C-contiguous 2-D float32 or float64"):
         _copy_through_lanes(np.zeros((3, 4), np.int64), np.zeros((3, 4), np.int64), 0, 0, 2)
+
+
+@numba.njit(error_model="numpy")
+def _flush_lanes(A, tiny):
+    k = A.shape[1]
+    for f in range(0, k, width(A)):
+        store(A, 0, f, flush_below(load(A, 0, f, k - f), tiny), k - f)
+
+
+@numba.njit(error_model="numpy")
+def _flush_scalars(A, tiny):
+    for f in range(A.shape[1]):
+        A[0, f] = A[0, f] * (abs(A[0, f]) >= tiny)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flush_below_is_the_scalar_products_bits(dtype):
+    """``flush_below(v, tiny)`` on lanes is the scalar ``v * (abs(v) >= tiny)``: zeros keep their sign, NaN stays."""
+    tiny = np.finfo(dtype).tiny
+    special = [tiny, -tiny, np.nextafter(tiny, dtype(0)), -np.nextafter(tiny, dtype(0)), tiny * 4, 0.0, -0.0,
+               np.inf, -np.inf, np.nan, 1e-3, -2.5, np.finfo(dtype).smallest_subnormal]  # fmt: skip
+    rng = np.random.default_rng(0)
+    for k in (1, 3, 4, 5, 8, 13, 17):
+        A = np.array([special[(f * 7) % len(special)] for f in range(k)], dtype)[None, :]
+        A[0, ::3] *= dtype(rng.standard_normal())
+        want = A.copy()
+        _flush_scalars(want, dtype(tiny))
+        lanes = A.copy()
+        _flush_lanes(lanes, dtype(tiny))  # the intrinsic (with JIT), or the NumPy version through load and store
+        python = A.copy()
+        python[0] = _lanes._flush_below_python(A[0], dtype(tiny))  # the NumPy version, whole rows
+        for got in (lanes, python):
+            assert got.tobytes() == want.tobytes(), (dtype, k)
+
+
+@numba.njit(error_model="numpy")
+def _horner_lanes(G, Y, terms):
+    k = Y.shape[1]
+    out = np.empty_like(Y)
+    for f in range(0, k, width(Y)):
+        store(out, 0, f, horner(G, terms, load(Y, 0, f, k - f)), k - f)
+    return out
+
+
+@numba.njit(error_model="numpy")
+def _horner_scalars(G, Y, terms):
+    out = np.empty_like(Y)
+    for f in range(Y.shape[1]):
+        out[0, f] = horner(G, terms, Y[0, f])
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_horner_on_lanes_has_the_scalar_bits(dtype):
+    rng = np.random.default_rng(1)
+    G = rng.standard_normal(8).astype(dtype)
+    Y = (-1e-4 * rng.random((1, 11))).astype(dtype)
+    for terms in (2, 4, 8):
+        assert _horner_lanes(G, Y, terms).tobytes() == _horner_scalars(G, Y, terms).tobytes(), terms
+        want = sum(G[n] * Y.astype(np.float64) ** n for n in range(terms))
+        np.testing.assert_allclose(_horner_scalars(G, Y, terms), want, rtol=1e-5 if dtype == np.float32 else 1e-12)
