@@ -35,9 +35,9 @@ A row's steps, residuals, gradient sums and narrow catch-ups take a vector of
 lanes at a time (:mod:`npmf.core._lanes`). Measured on the Keras recipe
 (ML-100k, k = 3, batch 32, the parts timed one after another in one process;
 ``benchmarks/keras_bounds.py``, "inside dense_epoch", on an Intel Xeon), of the
-kernel's 3.3 ms in float64 the residuals and gradients take 1.1, the steps 0.9
-and the catch-ups (with the flush) 1.3; of its 3.9 ms in float32, 1.1, 0.5
-and 2.3.
+kernel's 3.4 ms in float64 the residuals and gradients take 1.1, the steps 0.9
+and the catch-ups (with the flush) 1.4; of its 3.5 ms in float32, 1.1, 0.5
+and 1.8.
 
 The arithmetic and its order are those of the plain dense loop's twin
 (:func:`npmf.sgd.optimizers.epoch_numpy`), up to the catch-up's rounding; the
